@@ -1,0 +1,14 @@
+//! muster: turns the Ubuntu machines of one LAN into one MicroK8s cluster that runs Dask workers.
+//!
+//! The crate is the library behind the `muster` binary. Pure state machines (membership,
+//! election, sizing) live beside thin drivers that own sockets, processes, timers and the journal.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod events;
+pub mod identity;
+pub mod journal;
+pub mod notify;
+pub mod resources;

@@ -1,0 +1,1 @@
+//! Test harness shared by muster's multi-host tests (being written).
