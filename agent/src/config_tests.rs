@@ -179,3 +179,27 @@ fn overrides_replace_and_are_blamed_for_bad_values() {
         "{msg}"
     );
 }
+
+#[test]
+fn packaged_config_documents_the_defaults() {
+    let text = include_str!("../../packaging/muster.toml");
+    // Uncomment every `#key = value` line: each must parse, and all but the examples of
+    // non-default values must equal the built-in defaults.
+    let uncommented: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter(|l| {
+            l.split_once('=')
+                .is_some_and(|(k, _)| !k.trim().contains(' '))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let c = parse(&uncommented).expect("packaged config parses");
+    let expected = Config {
+        node_name: Some("gpu01".into()),
+        interfaces: vec!["eno1".into()],
+        ..Config::default()
+    };
+    assert_eq!(c, expected);
+    assert_eq!(parse(text).expect("as shipped"), Config::default());
+}

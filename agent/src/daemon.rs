@@ -129,6 +129,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
         snapshot: snapshot_rx,
         events: events.clone(),
         leave: leave.clone(),
+        shutdown: shutdown.clone(),
         started,
         cluster: config.cluster.clone(),
         listen: listen.clone(),

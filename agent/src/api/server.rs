@@ -28,6 +28,8 @@ pub struct AgentService {
     pub events: EventBus,
     /// Fired by Leave; the daemon then leaves and stops.
     pub leave: CancellationToken,
+    /// Fired when the agent stops; ends open event streams so the drain can finish.
+    pub shutdown: CancellationToken,
     /// When the agent started.
     pub started: Instant,
     /// Cluster name.
@@ -124,11 +126,31 @@ impl pb::agent_server::Agent for AgentService {
         &self,
         _: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        use tokio_stream::StreamExt;
-        // A subscriber that lags behind the backlog skips the events it missed rather than
-        // ending its stream: `muster events` is a live view, not an audit log.
-        let stream = tokio_stream::wrappers::BroadcastStream::new(self.events.subscribe())
-            .filter_map(|item| item.ok().map(Ok));
+        let mut events = self.events.subscribe();
+        let shutdown = self.shutdown.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        // One forwarding task per subscriber; it ends when the client goes away or the agent
+        // stops, so an open `muster events` never holds up the drain. A subscriber that lags
+        // behind the backlog skips what it missed: `muster events` is a live view.
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tx.closed() => return,
+                    e = events.recv() => e,
+                };
+                match event {
+                    Ok(e) => {
+                        if tx.send(Ok(e)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
         Ok(Response::new(Box::pin(stream)))
     }
 }
