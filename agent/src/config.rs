@@ -85,6 +85,9 @@ pub struct Config {
     /// Between 100ms and 10min. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Tunables of the gossip mesh (`[membership]`); see the README's "Mesh tuning". The
+    /// defaults suit a LAN of up to a few hundred machines.
+    pub membership: crate::membership::MembershipConfig,
 }
 
 impl Default for Config {
@@ -101,6 +104,7 @@ impl Default for Config {
             priority: 100,
             interfaces: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
+            membership: crate::membership::MembershipConfig::default(),
         }
     }
 }
@@ -372,6 +376,9 @@ impl Config {
                 ),
             ));
         }
+        self.membership
+            .validate()
+            .map_err(|e| fail("membership", e.to_string()))?;
         Ok(())
     }
 }

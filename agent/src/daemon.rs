@@ -5,7 +5,7 @@
 //! The order matters: a bad config never gets here (it exits 64 in `main`), and a port or
 //! socket that cannot be bound stops the agent before it announces itself to anyone.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,18 +14,26 @@ use log::Level;
 use muster_proto::v1 as pb;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::api::Snapshot;
 use crate::api::peer::PeerService;
 use crate::api::server::AgentService;
 use crate::config::{Config, Origin};
+use crate::discovery::{Discovery, DiscoveryConfig, DiscoveryEvent};
 use crate::events::EventBus;
 use crate::identity::{self, Identity, IdentityError};
 use crate::journal::{Event, Field};
+use crate::membership::{NodeMeta, Resources};
+use crate::mesh::{self, MeshHandle, MeshSetup};
+use crate::netinfo;
 use crate::notify;
 use crate::resources::NodeResources;
 
@@ -62,6 +70,12 @@ pub enum DaemonError {
         /// The socket path.
         path: PathBuf,
     },
+    /// mDNS discovery could not start.
+    #[error(transparent)]
+    Discovery(#[from] crate::discovery::DiscoveryError),
+    /// The membership core refused its configuration or metadata.
+    #[error("membership: {0}")]
+    Membership(#[from] crate::membership::MembershipError),
     /// The reflection service could not be built from the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(String),
@@ -118,12 +132,38 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
     }
 
     let resources = NodeResources::probe();
-    let (snapshot_tx, snapshot_rx) =
-        watch::channel(initial_snapshot(&identity, tcp_addr, &resources));
+    let advertise = advertise_addr(&config, tcp_addr);
+    let snapshot = Arc::new(watch::Sender::new(initial_snapshot(&resources)));
+    let snapshot_rx = snapshot.subscribe();
 
     let shutdown = CancellationToken::new();
     let leave = CancellationToken::new();
     let tracker = TaskTracker::new();
+
+    let mesh = mesh::spawn(
+        MeshSetup {
+            cluster: config.cluster.clone(),
+            config: config.membership.clone(),
+            local: local_meta(&identity, advertise, &resources),
+        },
+        snapshot.clone(),
+        events.clone(),
+        shutdown.clone(),
+        &tracker,
+    )?;
+    let (discovery, found) = Discovery::start(
+        &DiscoveryConfig {
+            cluster: config.cluster.clone(),
+            node_id: identity.node_id.clone(),
+            node_name: identity.node_name.clone(),
+            port: tcp_addr.port(),
+            interfaces: config.interfaces.clone(),
+            listen_ip: config.listen.ip(),
+        },
+        events.clone(),
+        shutdown.clone(),
+    )?;
+    tracker.spawn(forward_discoveries(found, mesh.clone(), events.clone()));
 
     let agent = AgentService {
         snapshot: snapshot_rx,
@@ -135,7 +175,11 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
         listen: listen.clone(),
         microk8s: config.microk8s.clone(),
     };
-    let peer = PeerService::new(identity.node_id.clone(), config.cluster.clone());
+    let peer = PeerService::new(
+        identity.node_id.clone(),
+        config.cluster.clone(),
+        mesh.clone(),
+    );
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::agent_server::AgentServer<AgentService>>()
@@ -164,7 +208,11 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
     let tcp_router = router.clone();
     tracker.spawn(async move {
         if let Err(e) = tcp_router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(tcp), stop.cancelled())
+            .serve_with_incoming_shutdown(
+                // No Nagle: a probe's reply is a few small frames that must not wait for an ACK.
+                TcpIncoming::from(tcp).with_nodelay(Some(true)),
+                stop.cancelled(),
+            )
             .await
         {
             log::error!("TCP API server failed: {e}");
@@ -179,7 +227,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
             log::error!("socket API server failed: {e}");
         }
     });
-    tracker.spawn(refresh_resources(snapshot_tx, shutdown.clone()));
+    tracker.spawn(refresh_resources(snapshot.clone(), shutdown.clone()));
     if let Some(interval) = notify::watchdog_interval() {
         tracker.spawn(notify::run_watchdog(interval, shutdown.clone()));
     }
@@ -205,6 +253,8 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;
     shutdown.cancel();
+    // Withdraw the mDNS record first; the mesh meanwhile gossips `left` and stops by itself.
+    tokio::task::spawn_blocking(move || discovery.shutdown());
     tracker.close();
     let drained = tokio::time::timeout(config.shutdown_timeout, tracker.wait())
         .await
@@ -306,44 +356,46 @@ fn lookup_gid(group: &str) -> Option<u32> {
     })
 }
 
-/// The address peers should use for this node: the listen address, or the first
-/// non-loopback IPv4 when listening on all interfaces.
-fn advertise_addr(listen: SocketAddr) -> SocketAddr {
-    if !listen.ip().is_unspecified() {
-        return listen;
+/// The address peers should use for this node: the listen address, or, when listening on
+/// all interfaces, the allowed or default-route interface's IPv4 (see [`netinfo`]).
+fn advertise_addr(config: &Config, bound: SocketAddr) -> SocketAddr {
+    if !bound.ip().is_unspecified() {
+        return bound;
     }
-    let ip = if_addrs::get_if_addrs()
-        .ok()
-        .and_then(|ifs| {
-            ifs.into_iter()
-                .map(|i| i.ip())
-                .find(|ip| ip.is_ipv4() && !ip.is_loopback())
-        })
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    SocketAddr::new(ip, listen.port())
+    let ip = netinfo::choose_advertise_ip(
+        &netinfo::interface_addrs(),
+        &config.interfaces,
+        &netinfo::default_route(),
+    );
+    SocketAddr::new(ip, bound.port())
 }
 
-fn initial_snapshot(
-    identity: &Identity,
-    listen: SocketAddr,
-    resources: &NodeResources,
-) -> Snapshot {
-    let addr = advertise_addr(listen);
+/// What the mesh says about this node.
+fn local_meta(identity: &Identity, addr: SocketAddr, resources: &NodeResources) -> NodeMeta {
+    let mut fields = BTreeMap::new();
+    if !resources.gpus.is_empty() {
+        let models: Vec<&str> = resources.gpus.iter().map(|g| g.model.as_str()).collect();
+        fields.insert(mesh::codec::GPU_MODELS_FIELD.to_owned(), models.join(","));
+    }
+    NodeMeta {
+        id: identity.node_id.clone(),
+        name: identity.node_name.clone(),
+        addr: addr.to_string(),
+        addresses: vec![addr.ip().to_string()],
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        resources: Resources {
+            cpu_millis: u64::from(resources.cpus) * 1000,
+            memory_bytes: resources.memory_total_bytes,
+            gpus: resources.gpus.len() as u32,
+        },
+        fields,
+        meta_version: 0,
+    }
+}
+
+fn initial_snapshot(resources: &NodeResources) -> Snapshot {
     Snapshot {
-        members: vec![pb::Member {
-            id: identity.node_id.clone(),
-            name: identity.node_name.clone(),
-            addr: addr.to_string(),
-            status: pb::MemberStatus::Alive as i32,
-            incarnation: 0,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            resources: Some(resources.to_proto()),
-            role: "unclustered".to_owned(),
-            fields: Default::default(),
-            addresses: vec![addr.ip().to_string()],
-            local: true,
-            meta_version: 1,
-        }],
+        members: Vec::new(),
         role: "unclustered".to_owned(),
         cluster_state: pb::ClusterState {
             microk8s: "unknown".to_owned(),
@@ -351,11 +403,40 @@ fn initial_snapshot(
         },
         warnings: Vec::new(),
         worker_spec: None,
+        local_resources: Some(resources.to_proto()),
+    }
+}
+
+/// Hands mDNS findings to the mesh, logging each new peer once.
+async fn forward_discoveries(
+    mut found: tokio::sync::mpsc::Receiver<DiscoveryEvent>,
+    mesh: MeshHandle,
+    events: EventBus,
+) {
+    let mut known = std::collections::HashSet::new();
+    while let Some(ev) = found.recv().await {
+        if let DiscoveryEvent::Seen(peer) = &ev
+            && known.insert(peer.node_id.clone())
+        {
+            let addr = peer
+                .addrs
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            events.emit(
+                Level::Debug,
+                Event::PeerDiscovered,
+                &peer.name,
+                &[(Field::Addr, &addr)],
+                format!("mDNS found {} at {addr}", peer.name),
+            );
+        }
+        mesh.discovered(ev).await;
     }
 }
 
 /// Measures resources again now and then, so members see current available memory.
-async fn refresh_resources(tx: watch::Sender<Snapshot>, stop: CancellationToken) {
+async fn refresh_resources(tx: Arc<watch::Sender<Snapshot>>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(RESOURCE_REFRESH);
     tick.tick().await;
     loop {
@@ -366,10 +447,6 @@ async fn refresh_resources(tx: watch::Sender<Snapshot>, stop: CancellationToken)
         let Ok(resources) = tokio::task::spawn_blocking(NodeResources::probe).await else {
             continue;
         };
-        tx.send_modify(|snap| {
-            if let Some(local) = snap.members.iter_mut().find(|m| m.local) {
-                local.resources = Some(resources.to_proto());
-            }
-        });
+        tx.send_modify(|snap| snap.local_resources = Some(resources.to_proto()));
     }
 }

@@ -41,6 +41,8 @@ pub enum Field {
     Status,
     /// A duration in milliseconds.
     DurationMs,
+    /// A member's SWIM incarnation number.
+    Incarnation,
 }
 
 impl Field {
@@ -60,11 +62,12 @@ impl Field {
             Field::Config => "MUSTER_CONFIG",
             Field::Status => "MUSTER_STATUS",
             Field::DurationMs => "MUSTER_DURATION_MS",
+            Field::Incarnation => "MUSTER_INCARNATION",
         }
     }
 
     /// Every field, for documentation and tests.
-    pub const ALL: [Field; 13] = [
+    pub const ALL: [Field; 14] = [
         Field::Event,
         Field::Peer,
         Field::Role,
@@ -78,6 +81,7 @@ impl Field {
         Field::Config,
         Field::Status,
         Field::DurationMs,
+        Field::Incarnation,
     ];
 }
 
@@ -106,6 +110,10 @@ pub enum Event {
     MemberLeft,
     /// A suspected or dead member is alive again.
     MemberAlive,
+    /// This node refuted a suspicion about itself.
+    MemberRefuted,
+    /// A dead or left member was dropped from the view after its retention.
+    MemberForgotten,
     /// A peer found by mDNS.
     PeerDiscovered,
     /// A network message or record was rejected.
@@ -127,6 +135,8 @@ impl Event {
             Event::MemberDead => "member_dead",
             Event::MemberLeft => "member_left",
             Event::MemberAlive => "member_alive",
+            Event::MemberRefuted => "member_refuted",
+            Event::MemberForgotten => "member_forgotten",
             Event::PeerDiscovered => "peer_discovered",
             Event::MessageRejected => "message_rejected",
         }

@@ -5,10 +5,16 @@
 
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
+pub mod discovery;
 pub mod events;
 pub mod identity;
 pub mod journal;
+pub mod membership;
+pub mod mesh;
+pub mod netinfo;
 pub mod notify;
 pub mod resources;
+pub mod rng;

@@ -21,8 +21,13 @@ def muster_bin() -> str:
 
 
 class Agent:
+    _count = 0
+
     def __init__(self, bin_path: str, workdir: str):
         self.bin = bin_path
+        # A cluster of its own, so that agents of other tests never mesh with this one.
+        Agent._count += 1
+        self.cluster = f"pytest-{os.getpid()}-{Agent._count}"
         self.socket = os.path.join(workdir, "muster.sock")
         config = os.path.join(workdir, "muster.toml")
         with open(config, "w") as f:
@@ -30,7 +35,7 @@ class Agent:
         self.proc = subprocess.Popen(
             [bin_path, "agent", "--config", config, "--listen", "127.0.0.1:0",
              "--socket", self.socket, "--data-dir", os.path.join(workdir, "data"),
-             "--node-name", "py-node", "--cluster", "pytest"],
+             "--node-name", "py-node", "--cluster", self.cluster],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 30
         while time.time() < deadline:

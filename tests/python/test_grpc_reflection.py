@@ -29,7 +29,7 @@ def test_reflection_lists_services_and_status_answers(agent):
         assert {"muster.v1.Agent", "muster.v1.Peer", "grpc.health.v1.Health"} <= services
         pool = descriptor_pool.DescriptorPool(db)
         status = _call(channel, pool, "muster.v1.Agent", "Status")
-        assert status.cluster == "pytest"
+        assert status.cluster == agent.cluster
         assert status.node.name == "py-node"
         assert status.node.resources.cpus >= 1
         assert status.node.resources.memory_total_bytes > 0
@@ -50,7 +50,7 @@ def test_health_is_serving(agent):
 def test_peer_ping_refuses_other_cluster(agent):
     with grpc.insecure_channel(agent.tcp) as channel:
         pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
-        ok = _call(channel, pool, "muster.v1.Peer", "Ping", {"from": "x", "cluster": "pytest"})
+        ok = _call(channel, pool, "muster.v1.Peer", "Ping", {"from": "x", "cluster": agent.cluster})
         assert ok.node_id == agent.status["node"]["id"]
         try:
             _call(channel, pool, "muster.v1.Peer", "Ping", {"from": "x", "cluster": "other"})

@@ -55,7 +55,7 @@ impl pb::agent_server::Agent for AgentService {
             .filter(|m| m.status == pb::MemberStatus::Alive as i32)
             .count() as u32;
         Ok(Response::new(pb::StatusResponse {
-            node: snap.local().cloned(),
+            node: snap.local(),
             cluster: self.cluster.clone(),
             role: snap.role.clone(),
             members_alive: alive,
@@ -71,8 +71,7 @@ impl pb::agent_server::Agent for AgentService {
         &self,
         _: Request<pb::MembersRequest>,
     ) -> Result<Response<pb::MembersResponse>, Status> {
-        let mut members = self.snapshot.borrow().members.clone();
-        members.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        let members = self.snapshot.borrow().members_for_api();
         Ok(Response::new(pb::MembersResponse { members }))
     }
 

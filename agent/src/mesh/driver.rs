@@ -1,0 +1,453 @@
+//! The mesh driver: one task that owns the [`Membership`] state machine and carries out its
+//! outputs. It feeds the core with messages from the `Peer` service, replies to its own sends,
+//! mDNS discoveries and timer ticks, sends the core's messages over gRPC, logs member changes
+//! to the journal and publishes the member list for the API.
+//!
+//! The core's time is `Instant::now() - start`; its randomness is seeded here, once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::Level;
+use muster_proto::v1 as pb;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::codec;
+use super::transport::{self, SendOutcome, Transport};
+use crate::api::Snapshot;
+use crate::discovery::DiscoveryEvent;
+use crate::events::EventBus;
+use crate::journal::{Event, Field};
+use crate::membership::{
+    EventKind, Input, LocalPhase, Member, MemberEvent, Membership, MembershipConfig, NodeMeta,
+    Output, Status,
+};
+
+/// How often one sender's rejected messages may reach the journal.
+const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// Longest time the `Peer` service waits for the driver to answer one envelope.
+const DELIVER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the rest of the agent can ask of the mesh.
+#[derive(Debug)]
+enum Command {
+    /// An envelope from the `Peer` service; the reply gets the immediate answers.
+    Deliver {
+        envelope: pb::Envelope,
+        reply: oneshot::Sender<Vec<pb::Envelope>>,
+    },
+    /// A discovery hint.
+    Discovery(DiscoveryEvent),
+    /// The result of one of our own sends.
+    Sent { to: String, outcome: SendOutcome },
+    /// New free-form metadata fields for this node (role, microk8s state, …).
+    SetFields(BTreeMap<String, String>),
+}
+
+/// Why the mesh could not take an envelope.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    /// The envelope names another cluster.
+    #[error("this agent belongs to cluster {ours:?}, not {theirs:?}")]
+    WrongCluster {
+        /// Our cluster.
+        ours: String,
+        /// The sender's.
+        theirs: String,
+    },
+    /// The mesh is not running (starting or stopped).
+    #[error("the membership mesh is not running")]
+    NotRunning,
+    /// The driver did not answer in time.
+    #[error("the membership mesh did not answer in time")]
+    Busy,
+}
+
+/// A cheap handle to the running mesh.
+#[derive(Clone, Debug)]
+pub struct MeshHandle {
+    tx: mpsc::Sender<Command>,
+    cluster: String,
+}
+
+impl MeshHandle {
+    /// Hands an envelope from a peer to the core and returns its immediate answers.
+    pub async fn deliver(&self, envelope: pb::Envelope) -> Result<Vec<pb::Envelope>, DeliverError> {
+        if envelope.cluster != self.cluster {
+            return Err(DeliverError::WrongCluster {
+                ours: self.cluster.clone(),
+                theirs: envelope.cluster,
+            });
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Deliver { envelope, reply })
+            .await
+            .map_err(|_| DeliverError::NotRunning)?;
+        match tokio::time::timeout(DELIVER_TIMEOUT, rx).await {
+            Ok(Ok(replies)) => Ok(replies),
+            Ok(Err(_)) => Err(DeliverError::NotRunning),
+            Err(_) => Err(DeliverError::Busy),
+        }
+    }
+
+    /// Passes a discovery event to the core.
+    pub async fn discovered(&self, event: DiscoveryEvent) {
+        // A stopped mesh has no use for hints.
+        let _ = self.tx.send(Command::Discovery(event)).await;
+    }
+
+    /// Publishes new free-form metadata fields of this node.
+    pub async fn set_fields(&self, fields: BTreeMap<String, String>) {
+        let _ = self.tx.send(Command::SetFields(fields)).await;
+    }
+}
+
+/// Everything the driver needs to start.
+#[derive(Debug)]
+pub struct MeshSetup {
+    /// Cluster name (envelopes of other clusters are refused).
+    pub cluster: String,
+    /// Protocol tunables.
+    pub config: MembershipConfig,
+    /// This node's metadata.
+    pub local: NodeMeta,
+}
+
+/// Starts the mesh task on `tracker`. It stops after `stop` fires, once its `left` update
+/// is out (bounded by the membership config's `leave_timeout`).
+pub fn spawn(
+    setup: MeshSetup,
+    snapshot: Arc<watch::Sender<Snapshot>>,
+    events: EventBus,
+    stop: CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<MeshHandle, crate::membership::MembershipError> {
+    let start = Instant::now();
+    let seed = seed_from(&setup.local.id);
+    // Incarnations that grow across restarts let a restarted node supersede its old life.
+    let incarnation = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let probe_timeout = setup.config.probe_timeout;
+    let core = Membership::new(setup.config, setup.local, seed, Duration::ZERO)?
+        .with_incarnation(incarnation);
+    let (tx, rx) = mpsc::channel(1024);
+    let handle = MeshHandle {
+        tx: tx.clone(),
+        cluster: setup.cluster.clone(),
+    };
+    let driver = Driver {
+        core,
+        start,
+        cluster: setup.cluster,
+        rx,
+        tx,
+        transport: Transport::default(),
+        send_timeout: probe_timeout.max(Duration::from_millis(100)) * 3,
+        snapshot,
+        events,
+        rejected_logged: HashMap::new(),
+        tracker: tracker.clone(),
+    };
+    driver.publish();
+    tracker.spawn(driver.run(stop));
+    Ok(handle)
+}
+
+fn seed_from(id: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState mixes in per-process randomness: two restarts never replay one sequence.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(id.as_bytes());
+    h.finish()
+}
+
+struct Driver {
+    core: Membership,
+    start: Instant,
+    cluster: String,
+    rx: mpsc::Receiver<Command>,
+    tx: mpsc::Sender<Command>,
+    transport: Transport,
+    send_timeout: Duration,
+    snapshot: Arc<watch::Sender<Snapshot>>,
+    events: EventBus,
+    rejected_logged: HashMap<String, Instant>,
+    tracker: TaskTracker,
+}
+
+impl Driver {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    async fn run(mut self, stop: CancellationToken) {
+        let mut leaving = false;
+        loop {
+            let deadline = self.core.next_deadline();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until((self.start + d).into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut reply = None;
+            tokio::select! {
+                _ = stop.cancelled(), if !leaving => {
+                    leaving = true;
+                    let now = self.now();
+                    self.core.leave(now);
+                }
+                cmd = self.rx.recv() => match cmd {
+                    Some(cmd) => reply = self.on_command(cmd),
+                    None => return,
+                },
+                _ = sleep => {
+                    let now = self.now();
+                    self.core.tick(now);
+                }
+            }
+            self.flush(reply);
+            if self.core.phase() == LocalPhase::Left {
+                return;
+            }
+        }
+    }
+
+    /// Feeds one command to the core; for a delivery, returns who is waiting for answers.
+    fn on_command(&mut self, cmd: Command) -> Option<(String, oneshot::Sender<Vec<pb::Envelope>>)> {
+        let now = self.now();
+        match cmd {
+            Command::Deliver { envelope, reply } => {
+                let from = envelope.from.clone();
+                match codec::decode(envelope) {
+                    Ok(msg) => {
+                        self.core.handle(now, Input::Message(msg));
+                        return Some((from, reply));
+                    }
+                    Err(e) => {
+                        self.log_rejected(&from, &e.to_string());
+                        let _ = reply.send(Vec::new());
+                    }
+                }
+            }
+            Command::Discovery(DiscoveryEvent::Seen(peer)) => {
+                if let Some(addr) = peer.addrs.first() {
+                    self.core.handle(
+                        now,
+                        Input::Discovered {
+                            id: peer.node_id,
+                            addr: addr.to_string(),
+                        },
+                    );
+                }
+            }
+            Command::Discovery(DiscoveryEvent::Gone { node_id }) => {
+                self.core.handle(now, Input::Gone { id: node_id });
+            }
+            Command::Sent { to, outcome } => match outcome {
+                SendOutcome::Delivered(envelopes) => {
+                    for env in envelopes {
+                        if env.cluster != self.cluster {
+                            self.log_rejected(&env.from, "reply from another cluster");
+                            continue;
+                        }
+                        let from = env.from.clone();
+                        match codec::decode(env) {
+                            Ok(msg) => self.core.handle(now, Input::Message(msg)),
+                            Err(e) => self.log_rejected(&from, &e.to_string()),
+                        }
+                    }
+                }
+                SendOutcome::FailedFast(why) => {
+                    log::debug!("send to {to} failed at once: {why}");
+                    self.core.handle(now, Input::SendFailed { to });
+                }
+                SendOutcome::Failed(why) => log::debug!("send to {to} failed: {why}"),
+            },
+            Command::SetFields(fields) => {
+                let mut meta = (*self.core.local().meta).clone();
+                if meta.fields != fields {
+                    meta.fields = fields;
+                    if let Err(e) = self.core.update_local_meta(meta, now) {
+                        log::warn!("cannot publish local metadata: {e}");
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Carries out the core's outputs. Messages for the peer that is waiting on a delivery go
+    /// back in its reply; everything else is sent on its own.
+    fn flush(&mut self, mut reply: Option<(String, oneshot::Sender<Vec<pb::Envelope>>)>) {
+        let mut immediate = Vec::new();
+        let mut changed = false;
+        for out in self.core.drain_outputs() {
+            match out {
+                Output::Send { to, addr, msg } => {
+                    let envelope = codec::encode(&self.cluster, &msg);
+                    if reply.as_ref().is_some_and(|(from, _)| *from == to) {
+                        immediate.push(envelope);
+                    } else {
+                        self.send(to, &addr, envelope);
+                    }
+                }
+                Output::Event(ev) => {
+                    changed = true;
+                    self.log_event(&ev);
+                }
+                Output::Rejected { from, reason } => self.log_rejected(&from, &reason.to_string()),
+            }
+        }
+        if let Some((_, tx)) = reply.take() {
+            let _ = tx.send(immediate);
+        }
+        if changed {
+            self.publish();
+        }
+    }
+
+    fn send(&mut self, to: String, addr: &str, envelope: pb::Envelope) {
+        let client = match self.transport.client(addr, self.send_timeout) {
+            Ok(c) => c,
+            Err(e) => {
+                self.log_rejected(&to, &e);
+                return;
+            }
+        };
+        let tx = self.tx.clone();
+        self.tracker.spawn(async move {
+            let outcome = transport::send(client, envelope).await;
+            // The driver may have stopped; then nobody needs the outcome.
+            let _ = tx.send(Command::Sent { to, outcome }).await;
+        });
+    }
+
+    fn log_event(&mut self, ev: &MemberEvent) {
+        let m = &ev.member;
+        let (event, level, what) = match ev.kind {
+            EventKind::Joined => (Event::MemberJoined, Level::Info, "joined the mesh"),
+            EventKind::Updated => (Event::MemberUpdated, Level::Debug, "updated its metadata"),
+            EventKind::Suspect => (
+                Event::MemberSuspect,
+                Level::Warn,
+                "is suspected to have failed",
+            ),
+            EventKind::Dead => (Event::MemberDead, Level::Warn, "failed (confirmed dead)"),
+            EventKind::Left => (Event::MemberLeft, Level::Info, "left the mesh"),
+            EventKind::AliveAgain => (Event::MemberAlive, Level::Info, "is alive again"),
+            EventKind::Refuted => (
+                Event::MemberRefuted,
+                Level::Info,
+                "refuted a suspicion about itself",
+            ),
+            EventKind::Forgotten => (
+                Event::MemberForgotten,
+                Level::Info,
+                "was forgotten after its retention",
+            ),
+        };
+        if matches!(
+            ev.kind,
+            EventKind::Forgotten | EventKind::Dead | EventKind::Left
+        ) {
+            self.transport.forget(m.addr());
+        }
+        let status = status_word(m.status);
+        let incarnation = m.incarnation.to_string();
+        self.events.emit(
+            level,
+            event,
+            &m.meta.name,
+            &[
+                (Field::Addr, m.addr()),
+                (Field::Status, status),
+                (Field::Incarnation, &incarnation),
+            ],
+            format!("{} ({}) {what}", m.meta.name, m.addr()),
+        );
+    }
+
+    fn log_rejected(&mut self, from: &str, why: &str) {
+        let now = Instant::now();
+        let key: String = from.chars().take(64).collect();
+        if self
+            .rejected_logged
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t) < REJECT_LOG_INTERVAL)
+        {
+            return;
+        }
+        if self.rejected_logged.len() > 1024 {
+            self.rejected_logged.clear();
+        }
+        self.rejected_logged.insert(key.clone(), now);
+        self.events.emit(
+            Level::Warn,
+            Event::MessageRejected,
+            &key,
+            &[(Field::Error, why)],
+            format!("dropped a message from {key:?}: {why}"),
+        );
+    }
+
+    /// Writes the member list into the API snapshot.
+    fn publish(&self) {
+        let view = self.core.view();
+        let members: Vec<pb::Member> = std::iter::once(member_to_pb(&view.local, true))
+            .chain(view.members.iter().map(|m| member_to_pb(m, false)))
+            .collect();
+        self.snapshot.send_modify(|s| s.members = members);
+    }
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Alive => "alive",
+        Status::Suspect => "suspect",
+        Status::Dead => "dead",
+        Status::Left => "left",
+    }
+}
+
+/// A member as the API shows it.
+pub fn member_to_pb(m: &Member, local: bool) -> pb::Member {
+    let meta = codec::meta_to_pb(&m.meta);
+    let mut resources = meta.resources.unwrap_or_default();
+    if let Some(models) = m.meta.fields.get(codec::GPU_MODELS_FIELD) {
+        resources.gpus = models
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|model| pb::Gpu {
+                vendor: "nvidia".to_owned(),
+                model: model.to_owned(),
+                memory_bytes: 0,
+            })
+            .collect();
+    }
+    pb::Member {
+        id: meta.id,
+        name: meta.name,
+        addr: meta.addr,
+        status: match m.status {
+            Status::Alive => pb::MemberStatus::Alive,
+            Status::Suspect => pb::MemberStatus::Suspect,
+            Status::Dead => pb::MemberStatus::Dead,
+            Status::Left => pb::MemberStatus::Left,
+        } as i32,
+        incarnation: m.incarnation,
+        version: meta.version,
+        resources: Some(resources),
+        role: m.meta.fields.get("role").cloned().unwrap_or_default(),
+        fields: meta.fields,
+        addresses: meta.addresses,
+        local,
+        meta_version: meta.meta_version,
+    }
+}
