@@ -354,7 +354,8 @@ mod tests {
         };
         let a = [ip("198.18.0.2")];
         let v6 = [ip("fe80::1")];
-        let cases: Vec<(HashMap<String, String>, &[IpAddr], u16, RecordError)> = vec![
+        type Case<'a> = (HashMap<String, String>, &'a [IpAddr], u16, RecordError);
+        let cases: Vec<Case> = vec![
             (without("id"), &a, 7440, RecordError::Missing("id")),
             (without("proto"), &a, 7440, RecordError::Missing("proto")),
             (

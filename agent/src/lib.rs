@@ -18,3 +18,4 @@ pub mod netinfo;
 pub mod notify;
 pub mod resources;
 pub mod rng;
+pub mod sim;

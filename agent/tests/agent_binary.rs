@@ -351,7 +351,7 @@ fn cli_without_agent_says_so_and_exits_1() {
 #[test]
 fn events_stream_follows_the_agent() {
     let agent = Agent::start(&[]);
-    let mut follower = Command::new(BIN)
+    let follower = Command::new(BIN)
         .args(["events", "--json", "--socket"])
         .arg(agent.socket())
         .stdout(Stdio::piped())

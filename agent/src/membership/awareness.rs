@@ -51,9 +51,15 @@ mod tests {
         let mut a = Awareness::new(8);
         a.apply(-1);
         assert_eq!(a.score(), 0);
-        assert_eq!(a.scale(Duration::from_millis(300)), Duration::from_millis(300));
+        assert_eq!(
+            a.scale(Duration::from_millis(300)),
+            Duration::from_millis(300)
+        );
         a.apply(3);
-        assert_eq!(a.scale(Duration::from_millis(300)), Duration::from_millis(1200));
+        assert_eq!(
+            a.scale(Duration::from_millis(300)),
+            Duration::from_millis(1200)
+        );
         a.apply(100);
         assert_eq!(a.score(), 7);
         a.apply(-2);

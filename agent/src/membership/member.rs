@@ -153,16 +153,6 @@ impl MemberTable {
         self.entries.values()
     }
 
-    /// Number of known members (any status).
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// True when no member is known.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Alive and suspect members, sorted by id.
     pub fn live(&self) -> &[NodeId] {
         &self.live
@@ -228,6 +218,14 @@ impl MemberTable {
         Some(entry)
     }
 
+    /// The first live member after `local` in id order, wrapping around: with every node
+    /// probing its successor, each live member is probed exactly once per period (when views
+    /// agree), which bounds the time until a failure is first noticed by one period.
+    pub fn successor(&self, local: &str) -> Option<NodeId> {
+        let at = self.live.partition_point(|id| id.as_str() <= local);
+        self.live.get(at).or_else(|| self.live.first()).cloned()
+    }
+
     /// The next member to probe: shuffled round-robin over live members, reshuffled at the
     /// end of each round, so every live member is probed once per round (SWIM's bound on
     /// detection time) in an order others cannot predict.
@@ -291,7 +289,7 @@ mod tests {
         assert!(t.suspects().is_empty() && !t.dead().contains("b"));
         t.remove("a");
         assert!(t.live().is_empty());
-        assert_eq!(t.len(), 2);
+        assert_eq!(t.iter().count(), 2);
     }
 
     #[test]
@@ -311,5 +309,21 @@ mod tests {
         }
         let mut empty = MemberTable::new();
         assert_eq!(empty.next_probe_target(&mut rng), None);
+    }
+
+    #[test]
+    fn successor_wraps_around_the_sorted_live_members() {
+        let mut rng = Rng::new(3);
+        let mut t = MemberTable::new();
+        assert_eq!(t.successor("m"), None);
+        for id in ["b", "d", "f"] {
+            t.set(member(id, Status::Alive), None, &mut rng);
+        }
+        t.set(member("e", Status::Dead), None, &mut rng);
+        let succ = |t: &MemberTable, x: &str| t.successor(x).expect("live members exist");
+        assert_eq!(succ(&t, "a"), "b");
+        assert_eq!(succ(&t, "d"), "f", "dead e is skipped");
+        assert_eq!(succ(&t, "c"), "d");
+        assert_eq!(succ(&t, "g"), "b", "wraps");
     }
 }

@@ -433,7 +433,10 @@ pub fn check_meta(meta: &NodeMeta) -> Result<(), RejectReason> {
         return Err(bad("version"));
     }
     if meta.addresses.len() > Limits::MAX_ADDRESSES
-        || meta.addresses.iter().any(|a| a.len() > Limits::MAX_ADDR_LEN)
+        || meta
+            .addresses
+            .iter()
+            .any(|a| a.len() > Limits::MAX_ADDR_LEN)
     {
         return Err(bad("addresses"));
     }

@@ -18,7 +18,10 @@
 //! - `probe.rs`: direct and indirect probes, relaying, nacks.
 //! - `sync.rs`: gossip rounds, push-pull, seeding, reconnects.
 //! - `suspicion.rs`, `awareness.rs`, `broadcast.rs`: Lifeguard timer, local health, queue.
-//! - `sim.rs`, `sim_check.rs`: the deterministic cluster simulator and its invariant checks.
+//! - `sim.rs` (+ `sim_ops.rs`), `sim_check.rs`, `sim_bench.rs`: the deterministic cluster
+//!   simulator, its invariant checks, and the convergence benchmark.
+//! - `tests.rs`, `tests_probe.rs`, `tests_sync.rs`: one unit test per rule;
+//!   `tests_sim.rs`: whole-cluster scenarios and the muster floors at N = 20.
 //!
 //! # Driving it
 //! ```
@@ -46,7 +49,8 @@ mod message;
 mod probe;
 mod rules;
 pub mod sim;
-mod sim_check;
+mod sim_bench;
+pub mod sim_check;
 mod suspicion;
 mod swim;
 mod sync;
@@ -54,11 +58,15 @@ mod sync;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_probe;
+#[cfg(test)]
 mod tests_sim;
+#[cfg(test)]
+mod tests_sync;
 
 pub use awareness::Awareness;
 pub use broadcast::BroadcastQueue;
-pub use config::{ConfigError, MembershipConfig};
+pub use config::{ConfigError, MembershipConfig, ProbeSchedule};
 pub use member::{Member, StateKey};
 pub use message::{
     Digest, Limits, Message, NodeId, NodeMeta, Payload, RejectReason, Resources, Status, Update,

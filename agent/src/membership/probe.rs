@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+use super::config::ProbeSchedule;
 use super::message::{NodeId, Payload, RejectReason, Update};
 use super::swim::{LocalPhase, Membership, Output};
 
@@ -112,7 +113,11 @@ const MAX_RELAYS: usize = 64;
 
 impl Membership {
     pub(crate) fn start_scheduled_probe(&mut self, now: Duration) {
-        let Some(target) = self.table.next_probe_target(&mut self.rng) else {
+        let target = match self.config.probe_schedule {
+            ProbeSchedule::Ring => self.table.successor(&self.local.meta.id),
+            ProbeSchedule::ShuffledRoundRobin => self.table.next_probe_target(&mut self.rng),
+        };
+        let Some(target) = target else {
             return;
         };
         if self.probes.iter().any(|p| p.target == target) {
@@ -139,7 +144,10 @@ impl Membership {
     /// A hint (failed send, mDNS withdrawal) about a live member: probe it now, at most once
     /// per probe interval per member.
     pub(crate) fn hint_probe(&mut self, now: Duration, id: &str) {
-        let live = self.table.get(id).is_some_and(|e| e.member.status.is_live());
+        let live = self
+            .table
+            .get(id)
+            .is_some_and(|e| e.member.status.is_live());
         if !live {
             return;
         }

@@ -26,7 +26,7 @@ use super::member::{Member, StateKey};
 use super::message::{NodeId, NodeMeta, Status, Update};
 use super::probe::ProbeKind;
 use super::suspicion::Suspicion;
-use super::swim::{EventKind, LocalPhase, Membership, Seed};
+use super::swim::{EventKind, LocalPhase, MAX_SEEDS, Membership, Seed};
 
 impl Membership {
     pub(crate) fn apply_all(&mut self, now: Duration, updates: Vec<Update>, via_sync: bool) {
@@ -65,15 +65,25 @@ impl Membership {
                 id,
                 incarnation,
                 from,
-            } => self.apply_down(now, id, incarnation, Update::Dead {
-                id: String::new(),
+            } => self.apply_down(
+                now,
+                id,
                 incarnation,
-                from,
-            }),
-            Update::Left { id, incarnation } => self.apply_down(now, id, incarnation, Update::Left {
-                id: String::new(),
+                Update::Dead {
+                    id: String::new(),
+                    incarnation,
+                    from,
+                },
+            ),
+            Update::Left { id, incarnation } => self.apply_down(
+                now,
+                id,
                 incarnation,
-            }),
+                Update::Left {
+                    id: String::new(),
+                    incarnation,
+                },
+            ),
         }
     }
 
@@ -137,7 +147,8 @@ impl Membership {
             status: Status::Suspect,
             since: now,
         };
-        self.table.set(member.clone(), Some(suspicion), &mut self.rng);
+        self.table
+            .set(member.clone(), Some(suspicion), &mut self.rng);
         let independent = from != self.local.meta.id;
         self.queue.push(Update::Suspect {
             id: id.clone(),
@@ -288,8 +299,10 @@ impl Membership {
         {
             return;
         }
+        let full = self.seeds.len() >= MAX_SEEDS;
         match self.seeds.get_mut(&id) {
             Some(seed) => seed.addr = addr,
+            None if full => return,
             None => {
                 self.seeds.insert(
                     id,

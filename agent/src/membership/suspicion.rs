@@ -101,7 +101,11 @@ mod tests {
                 "expected={expected} c={c}: got {got} want {ms}"
             );
         }
-        assert_eq!(timeout(S(5), S(3), 3, 0), S(5), "max below min collapses to min");
+        assert_eq!(
+            timeout(S(5), S(3), 3, 0),
+            S(5),
+            "max below min collapses to min"
+        );
     }
 
     #[test]

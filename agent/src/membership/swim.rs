@@ -23,9 +23,7 @@ use super::awareness::Awareness;
 use super::broadcast::BroadcastQueue;
 use super::config::{ConfigError, MembershipConfig};
 use super::member::{Member, MemberTable};
-use super::message::{
-    self, Message, NodeId, NodeMeta, Payload, RejectReason, Status, Update,
-};
+use super::message::{self, Message, NodeId, NodeMeta, Payload, RejectReason, Status, Update};
 use super::probe::{Probe, Relay};
 use crate::rng::Rng;
 
@@ -162,6 +160,9 @@ pub enum MembershipError {
     #[error("the local node has left the mesh")]
     NotActive,
 }
+
+/// Most seeds kept at once: a flood of messages from made-up senders cannot grow memory.
+pub(crate) const MAX_SEEDS: usize = 1024;
 
 /// A discovered node that has not joined our view yet.
 #[derive(Clone, Debug)]
@@ -304,9 +305,7 @@ impl Membership {
             payload,
         } = msg;
         match payload {
-            Payload::Ping {
-                seq, updates, ..
-            } => {
+            Payload::Ping { seq, updates, .. } => {
                 self.apply_all(now, updates, false);
                 let updates = self.piggyback();
                 self.send(&from, &from_addr, Payload::Ack { seq, updates });

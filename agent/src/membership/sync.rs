@@ -158,7 +158,13 @@ impl Membership {
         }
     }
 
-    pub(crate) fn on_sync(&mut self, now: Duration, from: &str, from_addr: &str, digest: &[Digest]) {
+    pub(crate) fn on_sync(
+        &mut self,
+        now: Duration,
+        from: &str,
+        from_addr: &str,
+        digest: &[Digest],
+    ) {
         self.check_digest_about_self(now, digest);
         let updates = self.newer_than(digest);
         let digest = self.digest();

@@ -1,0 +1,269 @@
+//! Unit tests of push-pull, discovery and the validation of hostile messages.
+
+use std::sync::Arc;
+
+use super::tests::*;
+use super::*;
+
+#[test]
+fn push_pull_sends_only_what_the_peer_lacks_and_merges_dead_as_suspect() {
+    let mut m = node_with(&["b", "c"]);
+    // x knows b at our incarnation, and c as dead; x lacks a.
+    let digest = vec![
+        Digest {
+            id: "x".into(),
+            incarnation: 0,
+            status: Status::Alive,
+            meta_version: 0,
+        },
+        Digest {
+            id: "b".into(),
+            incarnation: 1,
+            status: Status::Alive,
+            meta_version: 0,
+        },
+        Digest {
+            id: "c".into(),
+            incarnation: 1,
+            status: Status::Dead,
+            meta_version: 0,
+        },
+    ];
+    m.handle(ms(1), Input::Message(msg("x", Payload::Sync { digest })));
+    let out = m.drain_outputs();
+    let (to, reply) = sent(&out).remove(0);
+    assert_eq!(to, "x");
+    let Payload::SyncReply { digest, updates } = reply.payload else {
+        panic!("expected a sync reply, got {reply:?}");
+    };
+    let ids: Vec<&str> = updates.iter().map(Update::id).collect();
+    assert_eq!(ids, ["a"], "b is equal and c is older on our side");
+    assert_eq!(digest.len(), 3);
+    // The delta from x: x itself, and c dead, which we only suspect.
+    let dead_c = Update::Dead {
+        id: "c".into(),
+        incarnation: 1,
+        from: "x".into(),
+    };
+    let delta = Payload::SyncDelta {
+        updates: vec![alive("x", 0), dead_c],
+    };
+    let out = {
+        m.handle(ms(2), Input::Message(msg("x", delta)));
+        m.drain_outputs()
+    };
+    assert_eq!(
+        events(&out),
+        [
+            (EventKind::Joined, "x".into()),
+            (EventKind::Suspect, "c".into())
+        ]
+    );
+}
+
+#[test]
+fn sync_reply_is_merged_and_answered_with_a_delta() {
+    let mut m = node_with(&["b"]);
+    let digest = vec![Digest {
+        id: "y".into(),
+        incarnation: 3,
+        status: Status::Alive,
+        meta_version: 0,
+    }];
+    let reply = Payload::SyncReply {
+        digest,
+        updates: vec![alive("y", 3), alive("z", 0)],
+    };
+    m.handle(ms(1), Input::Message(msg("y", reply)));
+    let out = m.drain_outputs();
+    assert_eq!(status(&m, "z"), Some((Status::Alive, 0)));
+    let delta: Vec<Vec<String>> = sent(&out)
+        .into_iter()
+        .filter_map(|(_, msg)| match msg.payload {
+            Payload::SyncDelta { updates } => {
+                Some(updates.iter().map(|u| u.id().to_owned()).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delta, [["a", "b", "z"]]);
+}
+
+#[test]
+fn discovery_starts_a_rate_limited_join_sync() {
+    let mut m = node_with(&[]);
+    for i in 0..5 {
+        m.handle(
+            ms(1),
+            Input::Discovered {
+                id: format!("p{i}"),
+                addr: format!("p{i}:1"),
+            },
+        );
+    }
+    let syncs = |out: &[Output]| sent(out).iter().filter(|(_, m)| m.kind() == "sync").count();
+    assert_eq!(syncs(&m.drain_outputs()), 3, "join_syncs per window");
+    let out = run_until(&mut m, ms(600));
+    let late: Vec<String> = sent(&out)
+        .into_iter()
+        .filter(|(_, m)| m.kind() == "sync")
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(late.len(), 3, "one window's worth: {late:?}");
+    assert!(
+        late.contains(&"p3".to_owned()) && late.contains(&"p4".to_owned()),
+        "{late:?}"
+    );
+    // Our own id and malformed records are ignored or rejected.
+    m.handle(
+        ms(700),
+        Input::Discovered {
+            id: "a".into(),
+            addr: "a:1".into(),
+        },
+    );
+    m.handle(
+        ms(700),
+        Input::Discovered {
+            id: String::new(),
+            addr: "x:1".into(),
+        },
+    );
+    let out = m.drain_outputs();
+    assert!(matches!(
+        out.as_slice(),
+        [Output::Rejected {
+            reason: RejectReason::InvalidId(_),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn hostile_messages_are_rejected_with_a_reason_and_change_nothing() {
+    let long = "x".repeat(300);
+    let mut big_fields = meta("evil");
+    for i in 0..100 {
+        big_fields.fields.insert(format!("k{i}"), "v".into());
+    }
+    type Expect = fn(&RejectReason) -> bool;
+    let cases: Vec<(Message, Expect)> = vec![
+        (msg("", Payload::Nack { seq: 1 }), |r| {
+            matches!(r, RejectReason::InvalidId(_))
+        }),
+        (msg(&long, Payload::Nack { seq: 1 }), |r| {
+            matches!(r, RejectReason::InvalidId(_))
+        }),
+        (msg("a", Payload::Nack { seq: 1 }), |r| {
+            *r == RejectReason::FromSelf
+        }),
+        (
+            Message {
+                from: "b".into(),
+                from_addr: "bad addr\n".into(),
+                payload: Payload::Nack { seq: 1 },
+            },
+            |r| matches!(r, RejectReason::InvalidAddr(_)),
+        ),
+        (
+            msg(
+                "b",
+                Payload::Ping {
+                    seq: 1,
+                    target: "other".into(),
+                    updates: vec![],
+                },
+            ),
+            |r| matches!(r, RejectReason::WrongTarget(_)),
+        ),
+        (
+            msg(
+                "b",
+                Payload::PingReq {
+                    seq: 1,
+                    target: "b".into(),
+                    target_addr: "b:1".into(),
+                    updates: vec![],
+                },
+            ),
+            |r| matches!(r, RejectReason::InvalidTarget(_)),
+        ),
+        (
+            msg(
+                "b",
+                Payload::Gossip {
+                    updates: vec![alive("c", u64::MAX)],
+                },
+            ),
+            |r| matches!(r, RejectReason::IncarnationOutOfRange(..)),
+        ),
+        (
+            msg(
+                "b",
+                Payload::Gossip {
+                    updates: vec![Update::Alive {
+                        incarnation: 1,
+                        meta: Arc::new(big_fields),
+                    }],
+                },
+            ),
+            |r| {
+                matches!(
+                    r,
+                    RejectReason::InvalidMeta {
+                        what: "fields count",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            msg(
+                "b",
+                Payload::Gossip {
+                    updates: vec![
+                        Update::Left {
+                            id: "c".into(),
+                            incarnation: 1
+                        };
+                        5000
+                    ],
+                },
+            ),
+            |r| {
+                matches!(
+                    r,
+                    RejectReason::TooMany {
+                        what: "updates",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            msg(
+                "b",
+                Payload::Sync {
+                    digest: vec![Digest {
+                        id: "\u{7}".into(),
+                        incarnation: 0,
+                        status: Status::Alive,
+                        meta_version: 0,
+                    }],
+                },
+            ),
+            |r| matches!(r, RejectReason::InvalidId(_)),
+        ),
+    ];
+    for (bad, expected) in cases {
+        let mut m = node_with(&["b", "c"]);
+        let before = m.view();
+        m.handle(ms(1), Input::Message(bad.clone()));
+        let out = m.drain_outputs();
+        match out.as_slice() {
+            [Output::Rejected { reason, .. }] => assert!(expected(reason), "{bad:?}: {reason}"),
+            other => panic!("{bad:?} not rejected alone: {other:?}"),
+        }
+        assert_eq!(m.view(), before, "{bad:?} changed the view");
+    }
+}
