@@ -63,6 +63,8 @@ mod tests_probe;
 mod tests_sim;
 #[cfg(test)]
 mod tests_sync;
+#[cfg(test)]
+mod tests_view;
 
 pub use awareness::Awareness;
 pub use broadcast::BroadcastQueue;

@@ -189,7 +189,12 @@ pub struct Sim {
     checker: Checker,
     stats: SimStats,
     next_audit: Duration,
+    /// Rewrites messages in flight (see [`Sim::tamper`]).
+    tamper: Option<Tamper>,
 }
+
+/// A hook that may rewrite a message from node `from` to node `to` before delivery.
+pub type Tamper = Box<dyn FnMut(usize, usize, &mut Message)>;
 
 impl Sim {
     /// Creates `cfg.nodes` running nodes that know nobody yet.
@@ -227,6 +232,7 @@ impl Sim {
                 ..SimStats::default()
             },
             next_audit: Duration::from_secs(1),
+            tamper: None,
             cfg,
         };
         for i in 0..n {
@@ -534,6 +540,10 @@ impl Sim {
         if self.rng.chance(self.cfg.loss) {
             self.stats.dropped += 1;
             return;
+        }
+        let mut msg = msg;
+        if let Some(tamper) = self.tamper.as_mut() {
+            tamper(from, to, &mut msg);
         }
         self.push(self.now + latency, Event::Deliver { to, msg });
     }

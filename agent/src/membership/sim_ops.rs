@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::super::message::Status;
 use super::super::swim::{LocalPhase, Membership};
-use super::{Sim, SimError, SimStats};
+use super::{Sim, SimError, SimStats, Tamper};
 
 impl Sim {
     // ---- faults ----
@@ -82,6 +82,13 @@ impl Sim {
         self.cfg.loss = loss;
     }
 
+    /// Installs (or removes) a hook that may rewrite every message that survives loss and
+    /// cuts, before it is delivered: e.g. strip some news from the messages one node
+    /// receives, to force the unlucky dissemination that random choices make rare.
+    pub fn tamper(&mut self, hook: Option<Tamper>) {
+        self.tamper = hook;
+    }
+
     // ---- observation ----
 
     /// Current sim time.
@@ -138,6 +145,23 @@ impl Sim {
                                 && s.meta.meta_version == truth.local().meta.meta_version
                         }),
                         None => seen.is_none_or(|s| !s.status.is_live()),
+                    }
+                })
+        })
+    }
+
+    /// Every active node of `side` sees the other members of `side` alive and every node
+    /// outside it not live (dead, left or unknown): one half of a partition has settled.
+    pub fn side_settled(&self, side: &[usize]) -> bool {
+        side.iter().filter_map(|&i| self.active(i)).all(|observer| {
+            (0..self.nodes.len())
+                .filter(|&j| self.id(j) != observer.local().meta.id)
+                .all(|j| {
+                    let status = observer.member(self.id(j)).map(|m| m.status);
+                    if side.contains(&j) && self.active(j).is_some() {
+                        status == Some(Status::Alive)
+                    } else {
+                        status.is_none_or(|s| !s.is_live())
                     }
                 })
         })
