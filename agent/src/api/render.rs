@@ -140,6 +140,8 @@ pub fn status_json(s: &pb::StatusResponse) -> String {
             "voters": c.voters,
             "microk8s": c.microk8s,
             "term": c.term,
+            "verified": c.verified,
+            "conflict": c.conflict,
         },
         "warnings": s.warnings,
         "uptime_seconds": s.uptime_seconds,

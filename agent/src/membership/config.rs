@@ -15,7 +15,8 @@
 //! - zero false deaths at 5% loss: 3 indirect paths, a falsely suspected node has up to
 //!   `suspicion_max_mult` × the minimum (7.8 s at N = 20) to refute, which gossip does in < 1 s;
 //! - ≤ ~500 B/s per node in steady state: one probe (ping + ack) per second, nothing gossiped
-//!   when nothing changed, a digest-only push-pull every 60 s.
+//!   when nothing changed, a digest-only push-pull every 60 s, 9 bytes of view checksum per
+//!   ack (a push-pull only when views differ).
 
 use std::time::Duration;
 
@@ -91,6 +92,20 @@ pub struct MembershipConfig {
     pub max_extra_probes: usize,
     /// How the scheduled probe picks its target (default `ring`, see [`ProbeSchedule`]).
     pub probe_schedule: ProbeSchedule,
+    /// Publish a checksum of this node's view in every ack, and start a push-pull with a
+    /// probed member whose ack carries a checksum other than ours (default true). Gossip is
+    /// sent a bounded number of times to random members, some of which may be unreachable, so
+    /// a node can miss news for good; the checksum lets the next probe of or by its ring
+    /// neighbour notice within about one period, instead of waiting for the periodic
+    /// push-pull (60 s or more). Costs 9 bytes per ack when views agree.
+    pub view_sync: bool,
+    /// Least time between two push-pulls of this node with the same member that a checksum
+    /// mismatch may start (default 5 s); any push-pull with that member, in either direction,
+    /// counts. A push-pull downgrades a remote `dead` to `suspect`, so the views differ until
+    /// that suspicion expires (up to `suspicion_max`): syncing again meanwhile would be
+    /// wasted. Triggered push-pulls are also capped at one per protocol period per node.
+    #[serde(with = "humantime_serde")]
+    pub view_sync_cooldown: Duration,
 }
 
 /// Target choice of the scheduled probe.
@@ -101,7 +116,10 @@ pub enum ProbeSchedule {
     /// probed exactly once per period, so a failure is noticed within one period. With one
     /// probe per node per second (the traffic budget) SWIM's random choice leaves a member
     /// unprobed for an exponentially distributed time (mean 1 s, 5% beyond 3 s), which
-    /// alone would break the 3.5 s detection floor.
+    /// alone would break the 3.5 s detection floor. For `suspicion_max` after any member is
+    /// suspected or declared dead, every other scheduled probe takes a shuffled round-robin
+    /// target instead: failures are often correlated, and the ring alone would find a run of
+    /// k failed successors (half of a partition) one after the other.
     #[default]
     Ring,
     /// SWIM's shuffled round-robin: every member once per round of N - 1 periods, in a
@@ -133,6 +151,8 @@ impl Default for MembershipConfig {
             leave_timeout: Duration::from_secs(1),
             max_extra_probes: 4,
             probe_schedule: ProbeSchedule::Ring,
+            view_sync: true,
+            view_sync_cooldown: Duration::from_secs(5),
         }
     }
 }
@@ -186,6 +206,7 @@ impl MembershipConfig {
             ("reconnect_interval", self.reconnect_interval),
             ("dead_retention", self.dead_retention),
             ("leave_timeout", self.leave_timeout),
+            ("view_sync_cooldown", self.view_sync_cooldown),
         ];
         for (field, value) in durations {
             if value.is_zero() {

@@ -2,7 +2,8 @@
 //!
 //! Owns: [`Member`] (the public snapshot of one member), [`MemberTable`] with its indexes
 //! (live members for random choices, suspects for timers, dead members for reconnects), the
-//! shuffled round-robin probe order, and the precedence order of states ([`StateKey`]).
+//! shuffled round-robin probe order, the precedence order of states ([`StateKey`]), and the
+//! view checksum's per-member term ([`view_term`]) with its running sum over live members.
 //! Does not own: the rules that change a member's state (`swim.rs`); the table only stores.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,6 +53,15 @@ impl Member {
         }
     }
 
+    /// This state's term of the view checksum ([`view_term`]); 0 unless alive or suspect.
+    pub fn view_term(&self) -> u64 {
+        if self.status.is_live() {
+            view_term(&self.meta.id, self.incarnation, self.meta.meta_version)
+        } else {
+            0
+        }
+    }
+
     /// The update that recreates this state at another node (`from` names the declarer of
     /// suspicion or death).
     pub fn to_update(&self, from: &str) -> Update {
@@ -75,6 +85,29 @@ impl Member {
             Status::Left => Update::Left { id, incarnation },
         }
     }
+}
+
+/// One live member's term of the view checksum: a 64-bit mix of `(id, incarnation,
+/// meta_version)`. The checksum of a view is the wrapping sum of the terms of its live
+/// (alive or suspect) members, the local node included, so it can be kept up to date in
+/// O(1) per change and does not depend on iteration order.
+///
+/// Part of the wire protocol: every agent must compute the same value, so it is written out
+/// here (FNV-1a over the id, then SplitMix64's finaliser) rather than taken from a hasher
+/// whose algorithm may change between Rust releases. Changing it makes agents of different
+/// versions see each other as divergent (harmless, but it costs a push-pull per cooldown).
+pub fn view_term(id: &str, incarnation: u64, meta_version: u64) -> u64 {
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for b in id.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    h = mix(h ^ mix(incarnation.wrapping_add(0x9E37_79B9_7F4A_7C15)));
+    mix(h ^ mix(meta_version.wrapping_add(0xD1B5_4A32_D192_ED03)))
 }
 
 /// Total order of member states: a state with a greater key supersedes a smaller one.
@@ -125,6 +158,8 @@ pub struct MemberTable {
     entries: BTreeMap<NodeId, Entry>,
     /// Alive and suspect members, sorted, for uniform random choice.
     live: Vec<NodeId>,
+    /// Wrapping sum of the live members' [`view_term`]s.
+    live_sum: u64,
     suspects: BTreeSet<NodeId>,
     /// Dead (not left) members.
     dead: BTreeSet<NodeId>,
@@ -158,6 +193,12 @@ impl MemberTable {
         &self.live
     }
 
+    /// Wrapping sum of the [`view_term`]s of the live members (the table's part of the view
+    /// checksum).
+    pub fn live_sum(&self) -> u64 {
+        self.live_sum
+    }
+
     /// Suspect members.
     pub fn suspects(&self) -> &BTreeSet<NodeId> {
         &self.suspects
@@ -178,6 +219,11 @@ impl MemberTable {
             .get(&id)
             .is_some_and(|e| e.member.status.is_live());
         let now_live = member.status.is_live();
+        let old_term = self.entries.get(&id).map_or(0, |e| e.member.view_term());
+        self.live_sum = self
+            .live_sum
+            .wrapping_sub(old_term)
+            .wrapping_add(member.view_term());
         match (was_live, now_live) {
             (false, true) => {
                 if let Err(at) = self.live.binary_search(&id) {
@@ -210,6 +256,7 @@ impl MemberTable {
     /// Forgets a member entirely.
     pub fn remove(&mut self, id: &str) -> Option<Entry> {
         let entry = self.entries.remove(id)?;
+        self.live_sum = self.live_sum.wrapping_sub(entry.member.view_term());
         if let Ok(at) = self.live.binary_search_by(|x| x.as_str().cmp(id)) {
             self.live.remove(at);
         }

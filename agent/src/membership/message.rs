@@ -215,6 +215,10 @@ pub enum Payload {
         seq: u64,
         /// Piggybacked updates.
         updates: Vec<Update>,
+        /// Checksum of the sender's view (`Membership::view_checksum`), or 0 when the sender
+        /// does not publish one (leaving, an older agent): a prober whose own checksum
+        /// differs starts a push-pull with the sender (ALGORITHM.md, "View checksums").
+        view_checksum: u64,
     },
     /// "Please ping `target` for me": an indirect probe through a relay.
     PingReq {
@@ -265,7 +269,11 @@ impl Message {
             Payload::Ping {
                 target, updates: u, ..
             } => 10 + target.len() + updates(u),
-            Payload::Ack { updates: u, .. } => 8 + updates(u),
+            Payload::Ack {
+                updates: u,
+                view_checksum,
+                ..
+            } => 8 + updates(u) + if *view_checksum == 0 { 0 } else { 9 },
             Payload::PingReq {
                 target,
                 target_addr,

@@ -16,12 +16,14 @@
 //! - `swim.rs`: [`Membership`], its entry points, [`Input`], [`Output`], events.
 //! - `rules.rs`: how updates change members; refutation.
 //! - `probe.rs`: direct and indirect probes, relaying, nacks.
-//! - `sync.rs`: gossip rounds, push-pull, seeding, reconnects.
+//! - `sync.rs`: gossip rounds, push-pull (periodic, on join, on a view-checksum mismatch),
+//!   seeding, reconnects.
 //! - `suspicion.rs`, `awareness.rs`, `broadcast.rs`: Lifeguard timer, local health, queue.
 //! - `sim.rs` (+ `sim_ops.rs`), `sim_check.rs`, `sim_bench.rs`: the deterministic cluster
 //!   simulator, its invariant checks, and the convergence benchmark.
 //! - `tests.rs`, `tests_probe.rs`, `tests_sync.rs`: one unit test per rule;
-//!   `tests_sim.rs`: whole-cluster scenarios and the muster floors at N = 20.
+//!   `tests_sim.rs`: whole-cluster scenarios and the muster floors at N = 20;
+//!   `tests_view.rs`: view checksums, and partitions where a node misses news.
 //!
 //! # Driving it
 //! ```
@@ -69,7 +71,7 @@ mod tests_view;
 pub use awareness::Awareness;
 pub use broadcast::BroadcastQueue;
 pub use config::{ConfigError, MembershipConfig, ProbeSchedule};
-pub use member::{Member, StateKey};
+pub use member::{Member, StateKey, view_term};
 pub use message::{
     Digest, Limits, Message, NodeId, NodeMeta, Payload, RejectReason, Resources, Status, Update,
 };

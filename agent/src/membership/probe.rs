@@ -16,6 +16,13 @@
 //! ```
 //! A reconnect probe (ping to a dead member) has no indirect phase and raises nothing when it
 //! fails: its answer alone matters, and the answer turns the sender into a seed.
+//!
+//! # Scheduled target
+//! `ring`: the successor in id order, except that for `suspicion_max` after any member was
+//! suspected or declared dead, every other scheduled probe takes the next shuffled
+//! round-robin target instead (skipping members already suspect). Failures are often
+//! correlated (a switch, a partition); the ring alone would find a run of k failed successors
+//! one after the other, k periods or more, while random targets find them in parallel.
 
 use std::time::Duration;
 
@@ -113,8 +120,16 @@ const MAX_RELAYS: usize = 64;
 
 impl Membership {
     pub(crate) fn start_scheduled_probe(&mut self, now: Duration) {
+        let alert = now < self.alert_until;
         let target = match self.config.probe_schedule {
-            ProbeSchedule::Ring => self.table.successor(&self.local.meta.id),
+            ProbeSchedule::Ring if alert && self.alert_flip => {
+                self.alert_flip = false;
+                self.alert_target()
+            }
+            ProbeSchedule::Ring => {
+                self.alert_flip = alert;
+                self.table.successor(&self.local.meta.id)
+            }
             ProbeSchedule::ShuffledRoundRobin => self.table.next_probe_target(&mut self.rng),
         };
         let Some(target) = target else {
@@ -124,6 +139,20 @@ impl Membership {
             return;
         }
         self.start_probe(now, &target, ProbeKind::Scheduled);
+    }
+
+    /// The round-robin target for a probe in alert mode: skips members already suspect
+    /// (their suspicion is running and confirm probes cover them) for at most one round.
+    fn alert_target(&mut self) -> Option<NodeId> {
+        let mut first = None;
+        for _ in 0..self.table.live().len() {
+            let id = self.table.next_probe_target(&mut self.rng)?;
+            if !self.table.suspects().contains(&id) {
+                return Some(id);
+            }
+            first.get_or_insert(id);
+        }
+        first
     }
 
     pub(crate) fn start_extra_probe(&mut self, now: Duration, target: &str, kind: ProbeKind) {
@@ -285,7 +314,9 @@ impl Membership {
         self.apply(now, suspect, false);
     }
 
-    pub(crate) fn on_ack(&mut self, _now: Duration, seq: u64, from: &str) {
+    /// Completes the probe or relay job `seq`; false when the ack was rejected (a sender the
+    /// probe did not involve).
+    pub(crate) fn on_ack(&mut self, _now: Duration, seq: u64, from: &str) -> bool {
         if let Some(i) = self.probes.iter().position(|p| p.seq == seq) {
             let probe = &self.probes[i];
             let legit = probe.target == from
@@ -293,31 +324,36 @@ impl Membership {
                     if relays.iter().any(|r| r == from));
             if !legit {
                 self.reject(from, RejectReason::UnexpectedSender { kind: "ack", seq });
-                return;
+                return false;
             }
             // A reconnect probe needs nothing more here: the ack's sender is dead in our
             // table, so `note_sender` makes it a seed and a push-pull follows.
             self.probes.remove(i);
             self.awareness.apply(-1);
-            return;
+            return true;
         }
         if let Some(i) = self.relays.iter().position(|r| r.seq == seq) {
             if self.relays[i].target != from {
                 self.reject(from, RejectReason::UnexpectedSender { kind: "ack", seq });
-                return;
+                return false;
             }
             let relay = self.relays.remove(i);
             let updates = self.piggyback();
+            // The origin hears the relay's view, not the target's: the checksum always
+            // describes the sender of the message that carries it.
+            let view_checksum = self.published_checksum();
             self.send(
                 &relay.origin,
                 &relay.origin_addr,
                 Payload::Ack {
                     seq: relay.origin_seq,
                     updates,
+                    view_checksum,
                 },
             );
         }
         // Any other sequence number is a late ack of a finished probe: harmless.
+        true
     }
 
     pub(crate) fn on_nack(&mut self, now: Duration, seq: u64, from: &str) {

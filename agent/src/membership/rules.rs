@@ -149,6 +149,7 @@ impl Membership {
         };
         self.table
             .set(member.clone(), Some(suspicion), &mut self.rng);
+        self.raise_alert(now);
         let independent = from != self.local.meta.id;
         self.queue.push(Update::Suspect {
             id: id.clone(),
@@ -187,6 +188,9 @@ impl Membership {
             since: now,
         };
         self.table.set(member.clone(), None, &mut self.rng);
+        if status == Status::Dead {
+            self.raise_alert(now);
+        }
         let update = match template {
             Update::Dead { from, .. } => Update::Dead {
                 id,
@@ -242,6 +246,13 @@ impl Membership {
         self.emit(EventKind::Refuted, self.local.clone());
     }
 
+    /// A member failed: failures are often correlated (a switch, a partition), so probe
+    /// beyond the ring for a while (see `start_scheduled_probe`).
+    fn raise_alert(&mut self, now: Duration) {
+        let window = self.config.suspicion_max(self.cluster_size());
+        self.alert_until = self.alert_until.max(now + window);
+    }
+
     pub(crate) fn expire_suspicions(&mut self, now: Duration) {
         let due: Vec<(NodeId, u64)> = self
             .table
@@ -284,6 +295,7 @@ impl Membership {
         }
         self.hinted
             .retain(|_, at| *at + self.config.probe_interval * 4 > now);
+        self.prune_sync_records(now);
     }
 
     /// A node seen by discovery (or talking to us) that we do not count as live becomes a

@@ -3,7 +3,8 @@
 //!
 //! Owns: the virtual network (per-message seeded latency and loss, fail-fast sends to crashed
 //! processes), fault injection, invariant checks after every step (`sim_check.rs`), a
-//! periodic audit, convergence predicates, traffic statistics, and the convergence benchmark
+//! periodic audit, convergence predicates, a hook to rewrite messages in flight (to force
+//! unlucky dissemination), traffic statistics, and the convergence benchmark
 //! ([`convergence_periods`]). Everything derives from [`SimConfig::seed`]; a failure reports
 //! the seed, so `SimConfig::new(n, seed)` replays it exactly.
 //! Does not own: protocol logic. Nodes are driven only through the public API, exactly as

@@ -167,6 +167,23 @@ impl Sim {
         })
     }
 
+    /// The active nodes of `side` agree on which nodes are live (alive or suspect), each
+    /// counting itself live: the views may be wrong, but they are the same.
+    pub fn side_agrees(&self, side: &[usize]) -> bool {
+        let n = self.nodes.len();
+        let mut views = side.iter().filter_map(|&i| self.active(i)).map(|m| {
+            (0..n).map(move |j| {
+                let id = self.id(j);
+                id == m.local().meta.id || m.member(id).is_some_and(|x| x.status.is_live())
+            })
+        });
+        let Some(first) = views.next() else {
+            return true;
+        };
+        let first: Vec<bool> = first.collect();
+        views.all(|v| v.eq(first.iter().copied()))
+    }
+
     /// Traffic counters since the last [`Self::reset_stats`].
     pub fn stats(&self) -> &SimStats {
         &self.stats

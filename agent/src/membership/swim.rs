@@ -194,6 +194,17 @@ pub struct Membership {
     pub(crate) next_sync_at: Duration,
     pub(crate) next_reconnect_at: Duration,
     pub(crate) next_reap_at: Duration,
+    /// When this node last ran a push-pull with each member (either side starting it), for
+    /// the per-member cooldown of checksum-triggered syncs. Only members of the table, and
+    /// pruned with the reaper, so it stays bounded.
+    pub(crate) last_sync: BTreeMap<NodeId, Duration>,
+    /// No checksum-triggered push-pull before this time (one per protocol period).
+    pub(crate) next_view_sync_at: Duration,
+    /// Until this time, a member failed recently (suspected or declared dead), so others may
+    /// have failed with it: the ring probe alternates with a shuffled round-robin one.
+    pub(crate) alert_until: Duration,
+    /// Whether the next scheduled probe in alert mode takes the round-robin target.
+    pub(crate) alert_flip: bool,
     pub(crate) outputs: Vec<Output>,
 }
 
@@ -236,6 +247,10 @@ impl Membership {
             next_sync_at: now + sync_phase,
             next_reconnect_at: now + config.reconnect_interval,
             next_reap_at: now + config.push_pull_interval,
+            last_sync: BTreeMap::new(),
+            next_view_sync_at: now,
+            alert_until: now,
+            alert_flip: false,
             outputs: Vec::new(),
             rng,
             config,
@@ -308,11 +323,26 @@ impl Membership {
             Payload::Ping { seq, updates, .. } => {
                 self.apply_all(now, updates, false);
                 let updates = self.piggyback();
-                self.send(&from, &from_addr, Payload::Ack { seq, updates });
+                let view_checksum = self.published_checksum();
+                self.send(
+                    &from,
+                    &from_addr,
+                    Payload::Ack {
+                        seq,
+                        updates,
+                        view_checksum,
+                    },
+                );
             }
-            Payload::Ack { seq, updates } => {
+            Payload::Ack {
+                seq,
+                updates,
+                view_checksum,
+            } => {
                 self.apply_all(now, updates, false);
-                self.on_ack(now, seq, &from);
+                if self.on_ack(now, seq, &from) {
+                    self.compare_views(now, &from, view_checksum);
+                }
             }
             Payload::PingReq {
                 seq,
@@ -519,6 +549,27 @@ impl Membership {
     /// The configuration in force.
     pub fn config(&self) -> &MembershipConfig {
         &self.config
+    }
+
+    /// A 64-bit checksum of this node's view: the wrapping sum of
+    /// [`view_term`](super::view_term)`(id, incarnation, meta_version)` over every
+    /// alive or suspect member, this node included (dead, left and forgotten members do not
+    /// count, so nodes that reaped at different times still agree). Two nodes with the same
+    /// live members at the same incarnations and metadata versions have the same checksum;
+    /// never 0 (0 means "none" on the wire). Maintained incrementally, O(1) to read.
+    pub fn view_checksum(&self) -> u64 {
+        let sum = self.table.live_sum().wrapping_add(self.local.view_term());
+        sum.max(1)
+    }
+
+    /// The checksum this node puts in its acks: none (0) when view sync is disabled or the
+    /// node is leaving, so that peers do not sync with a node on its way out.
+    pub(crate) fn published_checksum(&self) -> u64 {
+        if self.config.view_sync && self.phase == LocalPhase::Active {
+            self.view_checksum()
+        } else {
+            0
+        }
     }
 
     pub(crate) fn next_seq(&mut self) -> u64 {

@@ -2,7 +2,8 @@
 //!
 //! Owns: gossip rounds (only while updates are queued), the three-step digest push-pull
 //! (`Sync` → `SyncReply` → `SyncDelta`), seeding from discovery (rate-limited join syncs with
-//! backoff), reconnect pings to dead members, and the periodic full sync.
+//! backoff), reconnect pings to dead members, the periodic full sync, and the push-pull that
+//! a view-checksum mismatch in an ack starts (with its per-member cooldown and per-period cap).
 //! Does not own: merging what arrives (`rules.rs`).
 //!
 //! # Push-pull
@@ -87,7 +88,7 @@ impl Membership {
                 self.seeds.remove(&id);
             }
             self.seed_tokens -= 1;
-            self.start_sync(&id, &addr);
+            self.start_sync(now, &id, &addr);
         }
     }
 
@@ -101,7 +102,7 @@ impl Membership {
             return;
         };
         if let Some(addr) = self.table.get(&id).map(|e| e.member.meta.addr.clone()) {
-            self.start_sync(&id, &addr);
+            self.start_sync(now, &id, &addr);
         }
     }
 
@@ -113,9 +114,56 @@ impl Membership {
         }
     }
 
-    pub(crate) fn start_sync(&mut self, to: &str, addr: &str) {
+    pub(crate) fn start_sync(&mut self, now: Duration, to: &str, addr: &str) {
+        self.note_sync(now, to);
         let digest = self.digest();
         self.send(to, addr, Payload::Sync { digest });
+    }
+
+    /// Remembers a push-pull with `peer` (only for members of the table: a flood of syncs
+    /// from made-up senders cannot grow the map).
+    fn note_sync(&mut self, now: Duration, peer: &str) {
+        if self.table.get(peer).is_some() {
+            self.last_sync.insert(peer.to_owned(), now);
+        }
+    }
+
+    /// An ack from `from` carried `theirs`, the checksum of its view: if it differs from
+    /// ours, one of us missed news that gossip will not repeat, so push-pull with it now
+    /// (rate-limited per member and per period, see `view_sync_cooldown`).
+    pub(crate) fn compare_views(&mut self, now: Duration, from: &str, theirs: u64) {
+        if !self.config.view_sync
+            || theirs == 0
+            || self.phase != LocalPhase::Active
+            || now < self.next_view_sync_at
+            || theirs == self.view_checksum()
+        {
+            return;
+        }
+        if self
+            .last_sync
+            .get(from)
+            .is_some_and(|at| *at + self.config.view_sync_cooldown > now)
+        {
+            return;
+        }
+        // Sync at the address we hold, not the one the message claims.
+        let Some(addr) = self
+            .table
+            .get(from)
+            .filter(|e| e.member.status.is_live())
+            .map(|e| e.member.meta.addr.clone())
+        else {
+            return;
+        };
+        self.next_view_sync_at = now + self.awareness.scale(self.config.probe_interval);
+        self.start_sync(now, from, &addr);
+    }
+
+    /// Drops cooldown records that no longer hold anything back.
+    pub(crate) fn prune_sync_records(&mut self, now: Duration) {
+        let cooldown = self.config.view_sync_cooldown;
+        self.last_sync.retain(|_, at| *at + cooldown > now);
     }
 
     /// One entry per known member, this node first.
@@ -165,6 +213,7 @@ impl Membership {
         from_addr: &str,
         digest: &[Digest],
     ) {
+        self.note_sync(now, from);
         self.check_digest_about_self(now, digest);
         let updates = self.newer_than(digest);
         let digest = self.digest();

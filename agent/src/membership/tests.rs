@@ -293,6 +293,7 @@ pub(super) fn run_answering(m: &mut Membership, until: Duration, up: &[&str]) ->
                 let ack = Payload::Ack {
                     seq,
                     updates: vec![],
+                    view_checksum: 0,
                 };
                 m.handle(t, Input::Message(msg(&from, ack)));
             }

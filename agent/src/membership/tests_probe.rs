@@ -37,6 +37,7 @@ fn ack_from_target_completes_the_probe() {
             Payload::Ack {
                 seq,
                 updates: vec![],
+                view_checksum: 0,
             },
         )),
     );
@@ -56,6 +57,7 @@ fn ack_from_an_uninvolved_node_is_rejected() {
             Payload::Ack {
                 seq,
                 updates: vec![],
+                view_checksum: 0,
             },
         )),
     );
@@ -112,6 +114,7 @@ fn relayed_ack_completes_an_indirect_probe() {
             Payload::Ack {
                 seq,
                 updates: vec![],
+                view_checksum: 0,
             },
         )),
     );
@@ -161,6 +164,7 @@ fn relay_pings_the_target_and_forwards_the_ack_or_nacks() {
             Payload::Ack {
                 seq: relay_seq,
                 updates: vec![],
+                view_checksum: 0,
             },
         )),
     );
@@ -241,6 +245,7 @@ fn reconnect_ping_to_a_dead_member_leads_to_a_sync_when_answered() {
             Payload::Ack {
                 seq,
                 updates: vec![],
+                view_checksum: 0,
             },
         )),
     );

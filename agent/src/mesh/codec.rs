@@ -206,9 +206,14 @@ pub fn encode(cluster: &str, m: &Message) -> pb::Envelope {
             target: target.clone(),
             updates: updates_to_pb(updates),
         }),
-        Payload::Ack { seq, updates } => P::Ack(pb::SwimAck {
+        Payload::Ack {
+            seq,
+            updates,
+            view_checksum,
+        } => P::Ack(pb::SwimAck {
             seq: *seq,
             updates: updates_to_pb(updates),
+            view_checksum: *view_checksum,
         }),
         Payload::PingReq {
             seq,
@@ -257,6 +262,7 @@ pub fn decode(e: pb::Envelope) -> Result<Message, DecodeError> {
         Some(P::Ack(a)) => Payload::Ack {
             seq: a.seq,
             updates: updates_from_pb(a.updates)?,
+            view_checksum: a.view_checksum,
         },
         Some(P::PingReq(p)) => Payload::PingReq {
             seq: p.seq,
@@ -347,6 +353,12 @@ mod tests {
             Payload::Ack {
                 seq: 2,
                 updates: all_updates(),
+                view_checksum: 0xDEAD_BEEF_0123_4567,
+            },
+            Payload::Ack {
+                seq: 2,
+                updates: vec![],
+                view_checksum: 0,
             },
             Payload::PingReq {
                 seq: 3,
