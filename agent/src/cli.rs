@@ -41,6 +41,8 @@ pub enum Command {
     Leave(ClientArgs),
     /// Follow the agent's events as they happen.
     Events(ClientArgs),
+    /// Form an N-node cluster on this machine with the built-in microk8s simulator.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// Flags of `muster agent`; each set flag overrides the config file.
@@ -108,6 +110,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Kubeconfig(a) => run_client(client::Command::Kubeconfig, &a),
         Command::Leave(a) => run_client(client::Command::Leave, &a),
         Command::Events(a) => run_client(client::Command::Events, &a),
+        Command::Demo(a) => crate::demo::driver::run(a),
     }
 }
 

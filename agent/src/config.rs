@@ -88,6 +88,11 @@ pub struct Config {
     /// Tunables of the gossip mesh (`[membership]`); see the README's "Mesh tuning". The
     /// defaults suit a LAN of up to a few hundred machines.
     pub membership: crate::membership::MembershipConfig,
+    /// Entry-point election (`[election]`): settle window, claim timeouts.
+    pub election: crate::election::ElectionConfig,
+    /// Cluster formation (`[formation]`): control planes, token TTL, join and verify
+    /// timeouts, removal of dead members.
+    pub formation: crate::formation::FormationConfig,
 }
 
 impl Default for Config {
@@ -105,6 +110,8 @@ impl Default for Config {
             interfaces: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
             membership: crate::membership::MembershipConfig::default(),
+            election: crate::election::ElectionConfig::default(),
+            formation: crate::formation::FormationConfig::default(),
         }
     }
 }
@@ -379,6 +386,12 @@ impl Config {
         self.membership
             .validate()
             .map_err(|e| fail("membership", e.to_string()))?;
+        self.election
+            .validate()
+            .map_err(|e| fail("election", e.to_string()))?;
+        self.formation
+            .validate()
+            .map_err(|e| fail("formation", e.to_string()))?;
         Ok(())
     }
 }

@@ -76,6 +76,9 @@ pub enum DaemonError {
     /// The membership core refused its configuration or metadata.
     #[error("membership: {0}")]
     Membership(#[from] crate::membership::MembershipError),
+    /// The workflow refused its configuration.
+    #[error("cluster workflow: {0}")]
+    Workflow(String),
     /// The reflection service could not be built from the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(String),
@@ -164,11 +167,37 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
         shutdown.clone(),
     )?;
     tracker.spawn(forward_discoveries(found, mesh.clone(), events.clone()));
+    let microk8s: Arc<dyn crate::cluster::Microk8s> = Arc::new(crate::cluster::CliMicrok8s::new(
+        crate::cluster::CliConfig {
+            program: config.microk8s.clone(),
+            ..Default::default()
+        },
+    ));
+    let workflow = crate::workflow::spawn(
+        crate::workflow::WorkflowSetup {
+            cluster: config.cluster.clone(),
+            node_id: identity.node_id.clone(),
+            node_name: identity.node_name.clone(),
+            advertise,
+            priority: config.priority,
+            data_dir: config.data_dir.clone(),
+            election: config.election.clone(),
+            formation: config.formation.clone(),
+            microk8s,
+        },
+        snapshot.clone(),
+        mesh.clone(),
+        events.clone(),
+        shutdown.clone(),
+        &tracker,
+    )
+    .map_err(DaemonError::Workflow)?;
 
     let agent = AgentService {
         snapshot: snapshot_rx,
         events: events.clone(),
         leave: leave.clone(),
+        workflow: workflow.clone(),
         shutdown: shutdown.clone(),
         started,
         cluster: config.cluster.clone(),
@@ -179,6 +208,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
         identity.node_id.clone(),
         config.cluster.clone(),
         mesh.clone(),
+        workflow.clone(),
     );
     let (health, health_service) = tonic_health::server::health_reporter();
     health

@@ -116,6 +116,34 @@ pub enum Event {
     MemberForgotten,
     /// A peer found by mDNS.
     PeerDiscovered,
+    /// This node claims the entry point for a term.
+    ClaimStarted,
+    /// This node became the entry point.
+    EntryElected,
+    /// This node stopped being the entry point.
+    EntrySteppedDown,
+    /// This node follows an entry point.
+    EntryFollowed,
+    /// Two microk8s clusters met after a partition healed.
+    ClusterConflict,
+    /// The entry point granted a follower a join.
+    JoinGranted,
+    /// This node runs `microk8s join`.
+    JoinStarted,
+    /// A join was verified.
+    NodeJoined,
+    /// A join attempt failed.
+    JoinFailed,
+    /// This node refuses to join (duplicate hostname, other cluster, ...).
+    JoinRefused,
+    /// The entry point cannot add nodes (dead voters, lost quorum).
+    JoinsBlocked,
+    /// A node was removed from the cluster.
+    NodeRemoved,
+    /// A removal failed.
+    RemoveFailed,
+    /// This node runs `microk8s leave`.
+    LeaveStarted,
     /// A network message or record was rejected.
     MessageRejected,
 }
@@ -138,6 +166,20 @@ impl Event {
             Event::MemberRefuted => "member_refuted",
             Event::MemberForgotten => "member_forgotten",
             Event::PeerDiscovered => "peer_discovered",
+            Event::ClaimStarted => "claim_started",
+            Event::EntryElected => "entry_elected",
+            Event::EntrySteppedDown => "entry_stepped_down",
+            Event::EntryFollowed => "entry_followed",
+            Event::ClusterConflict => "cluster_conflict",
+            Event::JoinGranted => "join_granted",
+            Event::JoinStarted => "join_started",
+            Event::NodeJoined => "node_joined",
+            Event::JoinFailed => "join_failed",
+            Event::JoinRefused => "join_refused",
+            Event::JoinsBlocked => "joins_blocked",
+            Event::NodeRemoved => "node_removed",
+            Event::RemoveFailed => "remove_failed",
+            Event::LeaveStarted => "leave_started",
             Event::MessageRejected => "message_rejected",
         }
     }

@@ -346,23 +346,23 @@ impl Agent {
 
     /// Sends `signal` to the agent.
     pub fn signal(&mut self, signal: Signal) -> Result<()> {
-        self.child.signal(signal)
+        Ok(self.child.signal(signal)?)
     }
 
     /// SIGTERM, then waits up to `grace` for a clean exit (SIGKILL after). Returns the exit
     /// status and whether it exited within `grace`.
     pub fn stop(&mut self, grace: Duration) -> Result<(ExitStatus, bool)> {
-        self.child.stop(grace)
+        Ok(self.child.stop(grace)?)
     }
 
     /// SIGKILL: a crash without goodbye.
     pub fn kill(&mut self) -> Result<ExitStatus> {
-        self.child.kill()
+        Ok(self.child.kill()?)
     }
 
     /// Its resident set size in KiB.
     pub fn rss_kib(&self) -> Result<u64> {
-        self.child.rss_kib()
+        Ok(self.child.rss_kib()?)
     }
 
     /// Everything it has logged (across restarts on this host).

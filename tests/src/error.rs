@@ -2,7 +2,8 @@
 //!
 //! Every failure names what was attempted (the command line, the file, the condition waited for)
 //! and carries what was observed (exit status, a stderr excerpt, the last state seen), so that a
-//! failing multi-host test explains itself without a rerun. Owns nothing else.
+//! failing multi-host test explains itself without a rerun. Errors of the shared lab code
+//! ([`muster::lab::LabError`]) convert variant by variant. Owns nothing else.
 
 use std::io;
 use std::time::Duration;
@@ -79,6 +80,28 @@ impl HarnessError {
         Self::Io {
             what: what.into(),
             source,
+        }
+    }
+}
+
+impl From<muster::lab::LabError> for HarnessError {
+    fn from(err: muster::lab::LabError) -> Self {
+        use muster::lab::LabError as L;
+        match err {
+            L::CommandFailed {
+                command,
+                status,
+                stderr,
+            } => Self::CommandFailed {
+                command,
+                status,
+                stderr,
+            },
+            L::Spawn { command, source } => Self::Spawn { command, source },
+            L::Io { what, source } => Self::Io { what, source },
+            L::Timeout { what, waited, last } => Self::Timeout { what, waited, last },
+            L::Parse { what, detail } => Self::Parse { what, detail },
+            L::Invalid(message) => Self::Invalid(message),
         }
     }
 }

@@ -5,6 +5,7 @@ use muster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::mesh::{DeliverError, MeshHandle};
+use crate::workflow::WorkflowHandle;
 
 /// Serves other agents.
 #[derive(Clone, Debug)]
@@ -12,15 +13,22 @@ pub struct PeerService {
     node_id: String,
     cluster: String,
     mesh: MeshHandle,
+    workflow: WorkflowHandle,
 }
 
 impl PeerService {
-    /// A peer service for this node of `cluster`, feeding `mesh`.
-    pub fn new(node_id: String, cluster: String, mesh: MeshHandle) -> Self {
+    /// A peer service for this node of `cluster`, feeding `mesh` and `workflow`.
+    pub fn new(
+        node_id: String,
+        cluster: String,
+        mesh: MeshHandle,
+        workflow: WorkflowHandle,
+    ) -> Self {
         PeerService {
             node_id,
             cluster,
             mesh,
+            workflow,
         }
     }
 }
@@ -54,5 +62,45 @@ impl pb::peer_server::Peer for PeerService {
             }
             Err(e) => Err(Status::unavailable(e.to_string())),
         }
+    }
+
+    async fn claim(
+        &self,
+        request: Request<pb::ClaimRequest>,
+    ) -> Result<Response<pb::ClaimResponse>, Status> {
+        self.workflow
+            .claim(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn request_join(
+        &self,
+        request: Request<pb::JoinRequestMsg>,
+    ) -> Result<Response<pb::JoinResponseMsg>, Status> {
+        // Where the request came from and which of our addresses it reached: the entry point
+        // answers with the join URL on that network.
+        let seen_from = request.remote_addr().map(|a| a.ip());
+        let met_on = request.local_addr().map(|a| a.ip());
+        self.workflow
+            .request_join(request.into_inner(), seen_from, met_on)
+            .await
+            .map(Response::new)
+    }
+
+    async fn report_join(
+        &self,
+        request: Request<pb::JoinReportMsg>,
+    ) -> Result<Response<pb::JoinReportAck>, Status> {
+        self.workflow.report(request.into_inner()).await?;
+        Ok(Response::new(pb::JoinReportAck {}))
+    }
+
+    async fn request_removal(
+        &self,
+        request: Request<pb::RemovalRequest>,
+    ) -> Result<Response<pb::RemovalResponse>, Status> {
+        let message = self.workflow.removal(request.into_inner()).await?;
+        Ok(Response::new(pb::RemovalResponse { message }))
     }
 }

@@ -28,6 +28,8 @@ pub struct AgentService {
     pub events: EventBus,
     /// Fired by Leave; the daemon then leaves and stops.
     pub leave: CancellationToken,
+    /// The cluster workflow, which runs `microk8s leave` and asks for `remove-node`.
+    pub workflow: crate::workflow::WorkflowHandle,
     /// Fired when the agent stops; ends open event streams so the drain can finish.
     pub shutdown: CancellationToken,
     /// When the agent started.
@@ -113,9 +115,10 @@ impl pb::agent_server::Agent for AgentService {
             &[(Field::Cluster, &self.cluster)],
             "leave requested through the API".to_owned(),
         );
+        let done = self.workflow.leave().await;
         self.leave.cancel();
         Ok(Response::new(pb::LeaveResponse {
-            message: "leaving: the agent announces `left` to its peers and stops".to_owned(),
+            message: format!("{done}; the agent announces `left` to its peers and stops"),
         }))
     }
 

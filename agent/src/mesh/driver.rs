@@ -100,7 +100,7 @@ impl MeshHandle {
         let _ = self.tx.send(Command::Discovery(event)).await;
     }
 
-    /// Publishes new free-form metadata fields of this node.
+    /// Publishes free-form metadata fields of this node, merged over the current ones.
     pub async fn set_fields(&self, fields: BTreeMap<String, String>) {
         let _ = self.tx.send(Command::SetFields(fields)).await;
     }
@@ -271,11 +271,14 @@ impl Driver {
                 SendOutcome::Failed(why) => log::debug!("send to {to} failed: {why}"),
             },
             Command::SetFields(fields) => {
+                // Merge: each subsystem owns its own keys (the GPU models stay).
                 let mut meta = (*self.core.local().meta).clone();
-                if meta.fields != fields {
-                    meta.fields = fields;
-                    if let Err(e) = self.core.update_local_meta(meta, now) {
-                        log::warn!("cannot publish local metadata: {e}");
+                let before = meta.fields.clone();
+                meta.fields.extend(fields);
+                if meta.fields != before {
+                    match self.core.update_local_meta(meta, now) {
+                        Ok(_) => self.publish(),
+                        Err(e) => log::warn!("cannot publish local metadata: {e}"),
                     }
                 }
             }

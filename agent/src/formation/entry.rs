@@ -1,0 +1,503 @@
+//! The join coordinator on the entry point: serves join requests strictly one at a time and
+//! removes departed members, never both at once.
+//!
+//! Owns: [`JoinCoordinator`], its requests, responses, inputs and outputs.
+//! Does not own: running microk8s (the driver carries out [`Output::AddNode`] and
+//! [`Output::RemoveNode`] and feeds back the results), gathering [`ClusterFacts`], or the
+//! gRPC server that calls [`JoinCoordinator::request`].
+//!
+//! # One operation at a time
+//! ```text
+//! Idle --leave request--> Removing --result--> Idle
+//! Idle --dead member past remove_after, quorum--> Removing(--force) --result--> Idle
+//! Idle --queue head, no dead voter, quorum--> Preparing(add-node) --urls--> Granted
+//! Granted --follower reports success--> Verifying --facts show it Ready (and in the
+//!         datastore, for a control plane)--> Idle (Joined)
+//! Granted/Verifying --facts show it joined--> Idle (Joined; the report may be lost)
+//! Preparing/Granted/Verifying --failure, report of failure, or timeout--> Idle (JoinFailed)
+//! ```
+//! Followers poll: [`JoinCoordinator::request`] answers at once with a grant, a place in the
+//! queue, or a refusal. Every grant carries a fresh TTL token, so a follower whose join failed
+//! after the token was accepted can retry with a new grant. After a removal the coordinator
+//! waits for fresh facts before deciding anything else, so it never acts on a node list that
+//! still shows the removed node.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::config::{FormationConfig, FormationConfigError};
+use super::entry_msg::{
+    Blocked, CoordinatorStatus, EntryRefusal, Input, JoinFailure, JoinRequest, JoinResponse,
+    Output, WaitReason,
+};
+use super::facts::ClusterFacts;
+use super::grant::{choose_url, new_token};
+use super::policy::{JoinRole, join_role};
+use crate::rng::Rng;
+
+struct Job {
+    req: JoinRequest,
+    role: JoinRole,
+}
+
+enum Slot {
+    Idle,
+    Preparing {
+        job: Job,
+        since: Duration,
+    },
+    Granted {
+        job: Job,
+        url: String,
+        since: Duration,
+        expires: Duration,
+    },
+    Verifying {
+        job: Job,
+        since: Duration,
+        next_refresh: Duration,
+    },
+    Removing {
+        name: String,
+        since: Duration,
+    },
+}
+
+/// The entry point's join and removal planner.
+pub struct JoinCoordinator {
+    local_name: String,
+    config: FormationConfig,
+    rng: Rng,
+    now: Duration,
+    facts: Option<ClusterFacts>,
+    /// Facts must be refreshed before the next decision (after a removal).
+    facts_stale: bool,
+    nets: Vec<(IpAddr, u8)>,
+    queue: VecDeque<(JoinRequest, Duration)>,
+    leaves: VecDeque<String>,
+    /// Earliest next automatic removal attempt per node, after a failed one.
+    removal_backoff: BTreeMap<String, Duration>,
+    slot: Slot,
+    blocked: Option<Blocked>,
+    outputs: Vec<Output>,
+}
+
+impl JoinCoordinator {
+    /// A coordinator for the entry point named `local_name` (never removed by itself).
+    /// `seed` drives the join tokens; the driver seeds it from the operating system, since
+    /// tokens are secrets.
+    pub fn new(
+        local_name: String,
+        config: FormationConfig,
+        seed: u64,
+        now: Duration,
+    ) -> Result<Self, FormationConfigError> {
+        config.validate()?;
+        Ok(JoinCoordinator {
+            local_name,
+            config,
+            rng: Rng::new(seed),
+            now,
+            facts: None,
+            facts_stale: false,
+            nets: Vec::new(),
+            queue: VecDeque::new(),
+            leaves: VecDeque::new(),
+            removal_backoff: BTreeMap::new(),
+            slot: Slot::Idle,
+            blocked: None,
+            outputs: Vec::new(),
+        })
+    }
+
+    /// Answers a follower's join request at once (see [`JoinResponse`]).
+    pub fn request(&mut self, now: Duration, req: JoinRequest) -> JoinResponse {
+        self.now = self.now.max(now);
+        if let Some(refusal) = self.refusal(&req) {
+            self.queue.retain(|(q, _)| q.follower != req.follower);
+            return JoinResponse::Refused(refusal);
+        }
+        if self.serving() == Some(req.follower.as_str())
+            && let Some(response) = self.in_flight_response()
+        {
+            return response;
+        }
+        match self
+            .queue
+            .iter_mut()
+            .find(|(q, _)| q.follower == req.follower)
+        {
+            Some(entry) => *entry = (req.clone(), self.now),
+            None => self.queue.push_back((req.clone(), self.now)),
+        }
+        self.pump();
+        if self.serving() == Some(req.follower.as_str())
+            && let Some(response) = self.in_flight_response()
+        {
+            return response;
+        }
+        let position = self
+            .queue
+            .iter()
+            .position(|(q, _)| q.follower == req.follower)
+            .map_or(0, |p| u32::try_from(p + 1).unwrap_or(u32::MAX));
+        JoinResponse::Wait {
+            position,
+            retry_after: self.config.poll_interval,
+            reason: match &self.blocked {
+                Some(b) => WaitReason::Blocked(b.clone()),
+                None => WaitReason::Queued,
+            },
+        }
+    }
+
+    /// Processes one input at `now`.
+    pub fn handle(&mut self, now: Duration, input: Input) {
+        self.now = self.now.max(now);
+        match input {
+            Input::Facts(facts) => {
+                self.facts = Some(facts);
+                self.facts_stale = false;
+                self.check_joined();
+            }
+            Input::Networks(nets) => self.nets = nets,
+            Input::AddNodeDone { follower, urls } => self.on_add_node(&follower, Ok(urls)),
+            Input::AddNodeFailed { follower, error } => self.on_add_node(&follower, Err(error)),
+            Input::Report {
+                follower,
+                ok,
+                detail,
+            } => self.on_report(&follower, ok, detail),
+            Input::LeaveRequested { name } => {
+                if !self.leaves.contains(&name) {
+                    self.leaves.push_back(name);
+                }
+            }
+            Input::RemoveDone { name, ok, detail } => self.on_removed(name, ok, detail),
+            Input::Tick => self.check_timeouts(),
+        }
+        self.pump();
+    }
+
+    /// Takes the outputs queued so far.
+    pub fn drain_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    /// When the next [`Input::Tick`] is due, if any timer is running.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        let c = &self.config;
+        let mut due: Vec<Duration> = match &self.slot {
+            Slot::Idle => Vec::new(),
+            Slot::Preparing { since, .. } | Slot::Removing { since, .. } => {
+                vec![*since + c.join_timeout]
+            }
+            Slot::Granted { since, .. } => vec![*since + c.join_timeout],
+            Slot::Verifying {
+                since,
+                next_refresh,
+                ..
+            } => vec![*since + c.verify_timeout, *next_refresh],
+        };
+        due.extend(self.queue.iter().map(|(_, seen)| *seen + c.queue_expiry));
+        if let (Some(after), Some(facts)) = (c.remove_after, &self.facts) {
+            due.extend(facts.nodes.iter().filter_map(|n| match n.member {
+                super::facts::MemberState::Dead { since } => Some(since.saturating_add(after)),
+                _ => None,
+            }));
+        }
+        due.extend(self.removal_backoff.values().copied());
+        due.into_iter().filter(|t| *t > self.now).min()
+    }
+
+    /// A snapshot for status.
+    pub fn status(&self) -> CoordinatorStatus {
+        CoordinatorStatus {
+            serving: self.serving().map(str::to_owned),
+            removing: match &self.slot {
+                Slot::Removing { name, .. } => Some(name.clone()),
+                _ => None,
+            },
+            queued: self.queue.iter().map(|(q, _)| q.follower.clone()).collect(),
+            blocked: self.blocked.clone(),
+        }
+    }
+
+    fn serving(&self) -> Option<&str> {
+        match &self.slot {
+            Slot::Preparing { job, .. }
+            | Slot::Granted { job, .. }
+            | Slot::Verifying { job, .. } => Some(&job.req.follower),
+            Slot::Idle | Slot::Removing { .. } => None,
+        }
+    }
+
+    /// The answer to the follower being served; `None` when its grant expired, which
+    /// abandons the attempt so that the caller queues it afresh.
+    fn in_flight_response(&mut self) -> Option<JoinResponse> {
+        let wait = |reason| JoinResponse::Wait {
+            position: 0,
+            retry_after: self.config.poll_interval,
+            reason,
+        };
+        match &self.slot {
+            Slot::Preparing { .. } => Some(wait(WaitReason::Preparing)),
+            Slot::Verifying { .. } => Some(wait(WaitReason::Verifying)),
+            Slot::Granted {
+                job, url, expires, ..
+            } if self.now < *expires => Some(JoinResponse::Granted {
+                url: url.clone(),
+                role: job.role,
+            }),
+            Slot::Granted { .. } => {
+                self.fail(JoinFailure::NoReport);
+                None
+            }
+            Slot::Idle | Slot::Removing { .. } => None,
+        }
+    }
+
+    fn refusal(&self, req: &JoinRequest) -> Option<EntryRefusal> {
+        let facts = self.facts.as_ref()?;
+        if let (Some(f), Some(e)) = (&req.version, &facts.version)
+            && f != e
+        {
+            return Some(EntryRefusal::MixedVersions {
+                follower: f.clone(),
+                entry: e.clone(),
+            });
+        }
+        let node = facts.node(&req.name)?;
+        // The node being served may show up before its report; that is not a conflict.
+        if self.serving() == Some(req.follower.as_str()) {
+            return None;
+        }
+        if node.ready && node.ip == Some(req.addr) {
+            Some(EntryRefusal::AlreadyMember)
+        } else {
+            Some(EntryRefusal::NameTaken {
+                name: req.name.clone(),
+            })
+        }
+    }
+
+    /// Starts the next operation if nothing is in flight.
+    fn pump(&mut self) {
+        if !matches!(self.slot, Slot::Idle) {
+            return;
+        }
+        let now = self.now;
+        let expiry = self.config.queue_expiry;
+        self.queue
+            .retain(|(_, seen)| now < seen.saturating_add(expiry));
+        self.removal_backoff.retain(|_, at| now < *at);
+        if let Some(name) = self.leaves.pop_front() {
+            self.start_removal(name, false);
+            return;
+        }
+        if self.facts_stale {
+            return;
+        }
+        let Some(facts) = &self.facts else {
+            let blocked = (!self.queue.is_empty()).then_some(Blocked::NoFacts);
+            self.set_blocked(blocked);
+            return;
+        };
+        if let Some(after) = self.config.remove_after
+            && facts.has_quorum()
+            && let Some(node) = facts
+                .due_for_removal(now, after, &self.local_name)
+                .filter(|n| !self.removal_backoff.contains_key(&n.name))
+        {
+            let name = node.name.clone();
+            self.start_removal(name, true);
+            return;
+        }
+        let blocked = if !facts.has_quorum() {
+            Some(Blocked::QuorumLost {
+                live: facts.live_voters(),
+                voters: facts.voters(),
+            })
+        } else {
+            let names: Vec<String> = facts.dead_voters().iter().map(|n| n.name.clone()).collect();
+            (!names.is_empty()).then_some(Blocked::DeadVoters { names })
+        };
+        let control_planes = facts.control_planes().max(1);
+        let is_blocked = blocked.is_some();
+        self.set_blocked(blocked);
+        if is_blocked {
+            return;
+        }
+        let Some((req, _)) = self.queue.pop_front() else {
+            return;
+        };
+        let role = join_role(req.preference, control_planes, self.config.control_planes);
+        self.outputs.push(Output::AddNode {
+            follower: req.follower.clone(),
+            token: new_token(&mut self.rng),
+            ttl: self.config.token_ttl,
+        });
+        self.slot = Slot::Preparing {
+            job: Job { req, role },
+            since: now,
+        };
+    }
+
+    fn set_blocked(&mut self, blocked: Option<Blocked>) {
+        if blocked != self.blocked {
+            self.outputs.push(match &blocked {
+                Some(b) => Output::Blocked(b.clone()),
+                None => Output::Unblocked,
+            });
+            self.blocked = blocked;
+        }
+    }
+
+    fn start_removal(&mut self, name: String, force: bool) {
+        self.outputs.push(Output::RemoveNode {
+            name: name.clone(),
+            force,
+        });
+        self.slot = Slot::Removing {
+            name,
+            since: self.now,
+        };
+    }
+
+    fn on_add_node(&mut self, follower: &str, result: Result<Vec<String>, String>) {
+        let Slot::Preparing { job, .. } = &self.slot else {
+            return;
+        };
+        if job.req.follower != follower {
+            return;
+        }
+        let urls = match result {
+            Ok(urls) => urls,
+            Err(error) => return self.fail(JoinFailure::AddNode(error)),
+        };
+        let Some(url) = choose_url(&urls, job.req.addr, job.req.met_on, &self.nets) else {
+            return self.fail(JoinFailure::NoUsableUrl);
+        };
+        let url = url.to_owned();
+        let Slot::Preparing { job, .. } = std::mem::replace(&mut self.slot, Slot::Idle) else {
+            return;
+        };
+        self.outputs.push(Output::Granted {
+            follower: job.req.follower.clone(),
+            name: job.req.name.clone(),
+            role: job.role,
+        });
+        self.slot = Slot::Granted {
+            job,
+            url,
+            since: self.now,
+            expires: self.now + self.config.token_ttl,
+        };
+    }
+
+    fn on_report(&mut self, follower: &str, ok: bool, detail: String) {
+        if self.serving() != Some(follower) || matches!(self.slot, Slot::Preparing { .. }) {
+            return;
+        }
+        if !ok {
+            return self.fail(JoinFailure::Reported(detail));
+        }
+        if let Slot::Granted { .. } = self.slot {
+            let Slot::Granted { job, .. } = std::mem::replace(&mut self.slot, Slot::Idle) else {
+                return;
+            };
+            self.slot = Slot::Verifying {
+                job,
+                since: self.now,
+                next_refresh: self.now + self.config.poll_interval,
+            };
+            self.outputs.push(Output::RefreshFacts);
+        }
+    }
+
+    /// Ends the attempt in flight as verified when the facts show the node Ready (and, for a
+    /// control plane, in the datastore).
+    fn check_joined(&mut self) {
+        let (Slot::Granted { job, .. } | Slot::Verifying { job, .. }) = &self.slot else {
+            return;
+        };
+        let Some(node) = self.facts.as_ref().and_then(|f| f.node(&job.req.name)) else {
+            return;
+        };
+        let in_datastore = job.role == JoinRole::Worker || node.datastore.is_some();
+        if node.ready && in_datastore {
+            let (Slot::Granted { job, .. } | Slot::Verifying { job, .. }) =
+                std::mem::replace(&mut self.slot, Slot::Idle)
+            else {
+                return;
+            };
+            self.outputs.push(Output::Joined {
+                follower: job.req.follower,
+                name: job.req.name,
+                role: job.role,
+            });
+        }
+    }
+
+    fn check_timeouts(&mut self) {
+        let now = self.now;
+        let c = &self.config;
+        match &self.slot {
+            Slot::Preparing { since, .. } if now >= *since + c.join_timeout => {
+                self.fail(JoinFailure::AddNode("add-node did not finish".into()));
+            }
+            Slot::Granted { since, .. } if now >= *since + c.join_timeout => {
+                self.fail(JoinFailure::NoReport);
+            }
+            Slot::Verifying { since, .. } if now >= *since + c.verify_timeout => {
+                self.fail(JoinFailure::NotVerified);
+            }
+            Slot::Verifying { next_refresh, .. } if now >= *next_refresh => {
+                let next = now + c.poll_interval;
+                if let Slot::Verifying { next_refresh, .. } = &mut self.slot {
+                    *next_refresh = next;
+                }
+                self.outputs.push(Output::RefreshFacts);
+            }
+            Slot::Removing { name, since } if now >= *since + c.join_timeout => {
+                let name = name.clone();
+                self.on_removed(name, false, "remove-node did not finish".into());
+            }
+            _ => {}
+        }
+    }
+
+    fn fail(&mut self, reason: JoinFailure) {
+        let (Slot::Preparing { job, .. } | Slot::Granted { job, .. } | Slot::Verifying { job, .. }) =
+            std::mem::replace(&mut self.slot, Slot::Idle)
+        else {
+            return;
+        };
+        self.outputs.push(Output::JoinFailed {
+            follower: job.req.follower,
+            name: job.req.name,
+            reason,
+        });
+    }
+
+    fn on_removed(&mut self, name: String, ok: bool, detail: String) {
+        let Slot::Removing { name: current, .. } = &self.slot else {
+            return;
+        };
+        if *current != name {
+            return;
+        }
+        self.slot = Slot::Idle;
+        if ok {
+            self.outputs.push(Output::Removed { name });
+        } else {
+            let retry = self.now + self.config.join_retry_max;
+            self.removal_backoff.insert(name.clone(), retry);
+            self.outputs.push(Output::RemoveFailed { name, detail });
+        }
+        // The node list still shows the node until it is read again.
+        self.facts_stale = true;
+        self.outputs.push(Output::RefreshFacts);
+    }
+}

@@ -1,0 +1,432 @@
+//! Scripted tests of the follower's join state machine.
+
+use std::time::Duration;
+
+use super::config::FormationConfig;
+use super::entry_msg::{Blocked, EntryRefusal, JoinResponse, WaitReason};
+use super::follower::{FailReason, FollowerJoin, FollowerView, Input, Output, Phase};
+use super::policy::JoinRole;
+use super::refusal::Refusal;
+use crate::election::MemberView;
+
+fn s(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn member(id: &str, cluster: &str, size: u32) -> MemberView {
+    MemberView {
+        id: id.into(),
+        name: id.into(),
+        cluster_id: Some(cluster.into()),
+        cluster_size: size,
+        control_plane: true,
+        microk8s_ready: true,
+        has_default_route: true,
+        version: Some("1.32".into()),
+        ..MemberView::default()
+    }
+}
+
+fn view(local: &MemberView, entry: Option<&MemberView>) -> Input {
+    let mut members = vec![local.clone()];
+    members.extend(entry.cloned());
+    Input::View(Box::new(FollowerView {
+        local: local.clone(),
+        entry: entry.cloned(),
+        members,
+    }))
+}
+
+/// The outputs without phase reports.
+fn actions(out: Vec<Output>) -> Vec<Output> {
+    out.into_iter()
+        .filter(|o| !matches!(o, Output::Phase(_)))
+        .collect()
+}
+
+fn follower() -> FollowerJoin {
+    FollowerJoin::new(FormationConfig::default(), 3, Duration::ZERO).expect("valid")
+}
+
+fn grant(role: JoinRole) -> Input {
+    Input::Response {
+        from: "e".into(),
+        response: JoinResponse::Granted {
+            url: "198.18.0.1:25000/t/c".into(),
+            role,
+        },
+    }
+}
+
+/// A follower that has been granted a join and is running `microk8s join`.
+fn joining() -> FollowerJoin {
+    let mut f = follower();
+    f.handle(
+        s(0),
+        view(&member("l", "ca-l", 1), Some(&member("e", "X", 1))),
+    );
+    f.handle(
+        s(1),
+        Input::Ready {
+            ok: true,
+            detail: String::new(),
+        },
+    );
+    f.handle(s(2), grant(JoinRole::ControlPlane));
+    f.drain_outputs();
+    f
+}
+
+#[test]
+fn happy_path_waits_ready_requests_joins_verifies_and_reports() {
+    let mut f = follower();
+    f.handle(
+        s(0),
+        view(&member("l", "ca-l", 1), Some(&member("e", "X", 1))),
+    );
+    assert_eq!(actions(f.drain_outputs()), [Output::WaitReady]);
+    assert_eq!(f.phase(), &Phase::WaitingReady);
+    f.handle(
+        s(1),
+        Input::Ready {
+            ok: true,
+            detail: String::new(),
+        },
+    );
+    assert_eq!(
+        actions(f.drain_outputs()),
+        [Output::RequestJoin { entry: "e".into() }]
+    );
+    f.handle(s(2), grant(JoinRole::Worker));
+    assert_eq!(
+        actions(f.drain_outputs()),
+        [Output::Join {
+            url: "198.18.0.1:25000/t/c".into(),
+            role: JoinRole::Worker
+        }]
+    );
+    f.handle(
+        s(60),
+        Input::JoinFinished {
+            ok: true,
+            detail: String::new(),
+        },
+    );
+    assert_eq!(
+        actions(f.drain_outputs()),
+        [Output::Verify {
+            role: JoinRole::Worker
+        }]
+    );
+    f.handle(
+        s(70),
+        Input::Verified {
+            ok: true,
+            detail: String::new(),
+        },
+    );
+    let out = f.drain_outputs();
+    assert!(matches!(&out[0], Output::Report { entry, ok: true, .. } if entry == "e"));
+    assert_eq!(out[1], Output::Phase(Phase::Joined));
+}
+
+#[test]
+fn the_entry_point_itself_and_a_node_without_entry_do_nothing() {
+    let mut f = follower();
+    let e = member("e", "X", 1);
+    f.handle(s(0), view(&e, Some(&e)));
+    f.handle(s(1), view(&member("l", "ca-l", 1), None));
+    assert!(f.drain_outputs().is_empty());
+    assert_eq!(f.phase(), &Phase::Idle);
+}
+
+#[test]
+fn a_member_of_the_entry_points_cluster_is_joined_already() {
+    let mut f = follower();
+    f.handle(s(0), view(&member("l", "X", 3), Some(&member("e", "X", 3))));
+    assert_eq!(f.drain_outputs(), [Output::Phase(Phase::Joined)]);
+}
+
+#[test]
+fn queued_follower_polls_again_after_retry_after() {
+    let mut f = follower();
+    f.handle(
+        s(0),
+        view(&member("l", "ca-l", 1), Some(&member("e", "X", 1))),
+    );
+    f.handle(
+        s(1),
+        Input::Ready {
+            ok: true,
+            detail: String::new(),
+        },
+    );
+    f.drain_outputs();
+    let wait = JoinResponse::Wait {
+        position: 2,
+        retry_after: s(2),
+        reason: WaitReason::Blocked(Blocked::NoFacts),
+    };
+    f.handle(
+        s(1),
+        Input::Response {
+            from: "e".into(),
+            response: wait,
+        },
+    );
+    assert!(matches!(f.phase(), Phase::Queued { position: 2, .. }));
+    assert_eq!(f.next_deadline(), Some(s(3)));
+    f.handle(s(2), Input::Tick);
+    assert!(actions(f.drain_outputs()).is_empty());
+    f.handle(s(3), Input::Tick);
+    assert_eq!(
+        actions(f.drain_outputs()),
+        [Output::RequestJoin { entry: "e".into() }]
+    );
+}
+
+#[test]
+fn answers_from_another_entry_point_are_ignored_and_a_new_entry_restarts_the_request() {
+    let mut f = follower();
+    let l = member("l", "ca-l", 1);
+    f.handle(s(0), view(&l, Some(&member("e", "X", 1))));
+    f.handle(
+        s(1),
+        Input::Ready {
+            ok: true,
+            detail: String::new(),
+        },
+    );
+    f.drain_outputs();
+    f.handle(
+        s(2),
+        Input::Response {
+            from: "old".into(),
+            response: JoinResponse::Granted {
+                url: "u".into(),
+                role: JoinRole::Worker,
+            },
+        },
+    );
+    assert!(actions(f.drain_outputs()).is_empty());
+    f.handle(s(3), view(&l, Some(&member("e2", "Y", 1))));
+    assert_eq!(actions(f.drain_outputs()), [Output::WaitReady]);
+}
+
+#[test]
+fn failures_back_off_exponentially_with_jitter_and_count_attempts() {
+    let mut f = joining();
+    f.handle(
+        s(100),
+        Input::JoinFinished {
+            ok: false,
+            detail: "exit 6".into(),
+        },
+    );
+    let out = f.drain_outputs();
+    assert!(matches!(&out[0], Output::Report { ok: false, detail, .. } if detail == "exit 6"));
+    let Phase::Failed {
+        attempt: 1,
+        retry_at,
+        reason: FailReason::JoinFailed(_),
+    } = f.phase().clone()
+    else {
+        panic!("expected failure: {:?}", f.phase());
+    };
+    assert!(
+        retry_at >= s(100) + Duration::from_millis(2500) && retry_at <= s(105),
+        "{retry_at:?}"
+    );
+    assert_eq!(f.next_deadline(), Some(retry_at));
+    f.handle(retry_at, Input::Tick);
+    assert_eq!(actions(f.drain_outputs()), [Output::WaitReady]);
+    f.handle(
+        retry_at,
+        Input::Ready {
+            ok: false,
+            detail: "not running".into(),
+        },
+    );
+    let Phase::Failed {
+        attempt: 2,
+        retry_at: second,
+        ..
+    } = f.phase().clone()
+    else {
+        panic!("expected failure: {:?}", f.phase());
+    };
+    assert!(
+        second >= retry_at + s(5) && second <= retry_at + s(10),
+        "{second:?}"
+    );
+    assert_eq!(f.attempt(), 2);
+}
+
+#[test]
+fn failed_verification_is_reported_and_retried() {
+    let mut f = joining();
+    f.handle(
+        s(60),
+        Input::JoinFinished {
+            ok: true,
+            detail: String::new(),
+        },
+    );
+    f.handle(
+        s(70),
+        Input::Verified {
+            ok: false,
+            detail: "not Ready".into(),
+        },
+    );
+    let out = actions(f.drain_outputs());
+    assert!(
+        matches!(&out[1], Output::Report { ok: false, .. }),
+        "{out:?}"
+    );
+    assert!(matches!(
+        f.phase(),
+        Phase::Failed {
+            reason: FailReason::NotVerified(_),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn entry_refusal_backs_off_but_already_member_means_joined() {
+    let mut f = follower();
+    f.handle(
+        s(0),
+        view(&member("l", "ca-l", 1), Some(&member("e", "X", 1))),
+    );
+    f.handle(
+        s(1),
+        Input::Ready {
+            ok: true,
+            detail: String::new(),
+        },
+    );
+    let refused = JoinResponse::Refused(EntryRefusal::NameTaken { name: "l".into() });
+    f.handle(
+        s(2),
+        Input::Response {
+            from: "e".into(),
+            response: refused,
+        },
+    );
+    assert!(matches!(
+        f.phase(),
+        Phase::Failed {
+            reason: FailReason::EntryRefused(_),
+            ..
+        }
+    ));
+    let mut g = follower();
+    g.handle(
+        s(0),
+        view(&member("l", "ca-l", 1), Some(&member("e", "X", 1))),
+    );
+    g.handle(
+        s(1),
+        Input::Ready {
+            ok: true,
+            detail: String::new(),
+        },
+    );
+    g.handle(
+        s(2),
+        Input::Response {
+            from: "e".into(),
+            response: JoinResponse::Refused(EntryRefusal::AlreadyMember),
+        },
+    );
+    assert_eq!(g.phase(), &Phase::Joined);
+}
+
+#[test]
+fn refusals_are_reported_once_and_cleared_when_fixed() {
+    let mut f = follower();
+    let entry = member("e", "X", 1);
+    let mut l = member("l", "ca-l", 1);
+    l.has_default_route = false;
+    f.handle(s(0), view(&l, Some(&entry)));
+    assert_eq!(
+        f.drain_outputs(),
+        [
+            Output::Refused(vec![Refusal::NoDefaultRoute]),
+            Output::Phase(Phase::Refused)
+        ]
+    );
+    f.handle(s(1), view(&l, Some(&entry)));
+    assert!(f.drain_outputs().is_empty(), "said once");
+    l.has_default_route = true;
+    f.handle(s(2), view(&l, Some(&entry)));
+    assert_eq!(
+        f.drain_outputs(),
+        [
+            Output::RefusalCleared,
+            Output::WaitReady,
+            Output::Phase(Phase::WaitingReady)
+        ]
+    );
+}
+
+#[test]
+fn a_node_of_another_cluster_is_never_moved_unless_allowed() {
+    let entry = member("e", "X", 3);
+    let l = member("l", "Y", 2);
+    let mut f = follower();
+    f.handle(s(0), view(&l, Some(&entry)));
+    assert!(
+        matches!(&f.drain_outputs()[0], Output::Refused(r) if matches!(r[..], [Refusal::InAnotherCluster { .. }]))
+    );
+    let cfg = FormationConfig {
+        move_from_other_cluster: true,
+        ..FormationConfig::default()
+    };
+    let mut g = FollowerJoin::new(cfg, 3, Duration::ZERO).expect("valid");
+    g.handle(s(0), view(&l, Some(&entry)));
+    assert_eq!(actions(g.drain_outputs()), [Output::LeaveOtherCluster]);
+    g.handle(
+        s(60),
+        Input::LeftOther {
+            ok: true,
+            detail: String::new(),
+        },
+    );
+    // The view still shows the old cluster: wait instead of leaving again.
+    g.handle(s(61), view(&l, Some(&entry)));
+    assert!(actions(g.drain_outputs()).is_empty());
+    g.handle(s(62), view(&member("l", "ca-l", 1), Some(&entry)));
+    assert_eq!(actions(g.drain_outputs()), [Output::WaitReady]);
+}
+
+#[test]
+fn leave_stops_everything_for_good() {
+    let mut f = joining();
+    f.handle(s(3), Input::Leave);
+    f.handle(
+        s(60),
+        Input::JoinFinished {
+            ok: true,
+            detail: String::new(),
+        },
+    );
+    f.handle(
+        s(61),
+        view(&member("l", "ca-l", 1), Some(&member("e", "X", 1))),
+    );
+    assert_eq!(f.drain_outputs(), [Output::Phase(Phase::Left)]);
+}
+
+#[test]
+fn a_joined_node_that_drops_out_of_the_cluster_joins_again() {
+    let mut f = follower();
+    let entry = member("e", "X", 3);
+    f.handle(s(0), view(&member("l", "X", 3), Some(&entry)));
+    f.drain_outputs();
+    f.handle(s(10), view(&member("l", "ca-l", 1), Some(&entry)));
+    assert_eq!(actions(f.drain_outputs()), [Output::WaitReady]);
+    assert!(f.phase().is_joining());
+}

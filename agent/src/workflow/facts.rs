@@ -1,0 +1,425 @@
+//! What the workflow knows about microk8s: this node's own facts (probed through the
+//! [`Microk8s`] adapter), the gossiped metadata fields that carry them to every member, and
+//! the conversions from the membership view into the election's and the planners' inputs.
+//!
+//! The probing is the only I/O here; everything else is pure and unit-tested.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use muster_proto::v1 as pb;
+use sha2::{Digest, Sha256};
+
+use crate::cluster::{DqliteRole, Microk8s, Microk8sError, NodeInfo, Readiness, Role, Status};
+use crate::election::{Liveness, MemberView, Term};
+use crate::formation::{ClusterFacts, ClusterNode, DatastoreRole, MemberState};
+
+/// Gossiped metadata keys (`NodeMeta::fields`), decided once here.
+pub mod keys {
+    /// Election priority.
+    pub const PRIORITY: &str = "priority";
+    /// microk8s state in words.
+    pub const STATE: &str = "mk8s.state";
+    /// Cluster id (hash of the cluster's CA or admin credential).
+    pub const CLUSTER: &str = "mk8s.cluster";
+    /// Nodes in that cluster as this member sees it.
+    pub const SIZE: &str = "mk8s.size";
+    /// "1" when this member runs the control plane of its cluster.
+    pub const CONTROL_PLANE: &str = "mk8s.cp";
+    /// microk8s major.minor.
+    pub const VERSION: &str = "mk8s.version";
+    /// "1" when the member has a default route.
+    pub const ROUTE: &str = "route";
+    /// The confirmed entry term this member announces.
+    pub const ENTRY_TERM: &str = "entry_term";
+    /// `id:term` of the highest entry point this member followed.
+    pub const FOLLOWED: &str = "followed";
+    /// The member's role in words.
+    pub const ROLE: &str = "role";
+    /// Entry point only: Ready node names of its cluster, comma-separated.
+    pub const READY_NODES: &str = "cluster.ready";
+    /// Entry point only: datastore member IPs of its cluster, comma-separated.
+    pub const DATASTORE: &str = "cluster.datastore";
+    /// Entry point only: datastore voters.
+    pub const VOTERS: &str = "cluster.voters";
+    /// Entry point only: "1" when HA.
+    pub const HA: &str = "cluster.ha";
+}
+
+/// microk8s on this node, in words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mk8sState {
+    /// Not installed (the executable is missing).
+    Absent,
+    /// `microk8s stop`ped.
+    Stopped,
+    /// Running but not ready.
+    NotReady,
+    /// Running and ready (a control plane or a standalone node).
+    Ready,
+    /// A worker of a cluster.
+    Worker,
+    /// The CLI failed in an unexpected way.
+    Error,
+}
+
+impl Mk8sState {
+    /// The word used in fields and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mk8sState::Absent => "absent",
+            Mk8sState::Stopped => "stopped",
+            Mk8sState::NotReady => "not ready",
+            Mk8sState::Ready => "ready",
+            Mk8sState::Worker => "worker",
+            Mk8sState::Error => "error",
+        }
+    }
+}
+
+/// This node's microk8s, as last probed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalFacts {
+    /// State in words.
+    pub state: Mk8sState,
+    /// The cluster it belongs to (a standalone node is a cluster of one).
+    pub cluster_id: Option<String>,
+    /// Nodes in that cluster (0 when unknown, e.g. on a worker).
+    pub size: u32,
+    /// Runs the control plane (standalone nodes do).
+    pub control_plane: bool,
+    /// microk8s major.minor.
+    pub version: Option<String>,
+    /// `kubectl get nodes` (control planes only).
+    pub nodes: Vec<NodeInfo>,
+    /// `status` (control planes only).
+    pub status: Option<Status>,
+    /// The last error, for status and the journal.
+    pub error: Option<String>,
+}
+
+impl LocalFacts {
+    /// Nothing known yet.
+    pub fn unknown() -> Self {
+        LocalFacts {
+            state: Mk8sState::Error,
+            cluster_id: None,
+            size: 0,
+            control_plane: false,
+            version: None,
+            nodes: Vec::new(),
+            status: None,
+            error: Some("not probed yet".to_owned()),
+        }
+    }
+}
+
+/// A short stable id of a cluster from its kubeconfig: every node of a cluster shares the CA
+/// (x509 clusters) or the admin token (token clusters), and a fresh install has its own.
+pub fn cluster_id_of(kubeconfig: &str) -> Option<String> {
+    let pick = |key: &str| {
+        kubeconfig
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_owned()))
+            .filter(|v| !v.is_empty())
+    };
+    let secret = pick("certificate-authority-data:").or_else(|| pick("token:"))?;
+    let digest = Sha256::digest(secret.as_bytes());
+    Some(hex::encode(&digest[..8]))
+}
+
+/// Probes microk8s through the adapter. `remembered` is the cluster id this node stored when
+/// it last joined as a worker (a worker cannot read the cluster's credentials itself).
+pub async fn probe(
+    m8s: &dyn Microk8s,
+    remembered: Option<&str>,
+    version: Option<String>,
+) -> LocalFacts {
+    let mut facts = LocalFacts::unknown();
+    facts.error = None;
+    facts.version = version;
+    match m8s.status(None).await {
+        Ok(Status::Running(cs)) => {
+            facts.state = Mk8sState::Ready;
+            facts.control_plane = true;
+            match m8s.nodes().await {
+                Ok(nodes) => {
+                    facts.size = nodes.len().max(1) as u32;
+                    facts.nodes = nodes;
+                }
+                Err(e) => facts.error = Some(e.to_string()),
+            }
+            match m8s.kubeconfig().await {
+                Ok(kc) => facts.cluster_id = cluster_id_of(kc.expose()),
+                Err(e) => facts.error = Some(e.to_string()),
+            }
+            facts.status = Some(Status::Running(cs));
+        }
+        Ok(Status::Worker) => {
+            facts.state = Mk8sState::Worker;
+            facts.cluster_id = Some(remembered.unwrap_or("unknown").to_owned());
+        }
+        Ok(Status::NotReady { .. }) => facts.state = Mk8sState::NotReady,
+        Ok(Status::Stopped) => facts.state = Mk8sState::Stopped,
+        Err(Microk8sError::Spawn { .. }) => facts.state = Mk8sState::Absent,
+        Err(e) => {
+            facts.state = Mk8sState::Error;
+            facts.error = Some(e.to_string());
+        }
+    }
+    facts
+}
+
+/// The gossiped fields that describe this node's microk8s.
+pub fn local_fields(
+    facts: &LocalFacts,
+    priority: u32,
+    has_route: bool,
+) -> BTreeMap<String, String> {
+    let mut f = BTreeMap::new();
+    f.insert(keys::PRIORITY.to_owned(), priority.to_string());
+    f.insert(keys::STATE.to_owned(), facts.state.as_str().to_owned());
+    f.insert(
+        keys::CLUSTER.to_owned(),
+        facts.cluster_id.clone().unwrap_or_default(),
+    );
+    f.insert(keys::SIZE.to_owned(), facts.size.to_string());
+    f.insert(
+        keys::CONTROL_PLANE.to_owned(),
+        flag(facts.control_plane).to_owned(),
+    );
+    f.insert(
+        keys::VERSION.to_owned(),
+        facts.version.clone().unwrap_or_default(),
+    );
+    f.insert(keys::ROUTE.to_owned(), flag(has_route).to_owned());
+    f
+}
+
+fn flag(b: bool) -> &'static str {
+    if b { "1" } else { "0" }
+}
+
+/// Tracks since when members are dead (membership reports only the status).
+#[derive(Debug, Default)]
+pub struct DeathClock {
+    since: HashMap<String, Duration>,
+}
+
+impl DeathClock {
+    /// The liveness of `m` at `now`.
+    pub fn liveness(&mut self, m: &pb::Member, now: Duration) -> Liveness {
+        match pb::MemberStatus::try_from(m.status) {
+            Ok(pb::MemberStatus::Dead) => {
+                let since = *self.since.entry(m.id.clone()).or_insert(now);
+                Liveness::Dead { since }
+            }
+            Ok(pb::MemberStatus::Left) => {
+                self.since.remove(&m.id);
+                Liveness::Left
+            }
+            Ok(pb::MemberStatus::Suspect) => {
+                self.since.remove(&m.id);
+                Liveness::Suspect
+            }
+            _ => {
+                self.since.remove(&m.id);
+                Liveness::Alive
+            }
+        }
+    }
+}
+
+/// A membership member as the election sees it.
+pub fn member_view(m: &pb::Member, liveness: Liveness) -> MemberView {
+    let f = |k: &str| m.fields.get(k).map(String::as_str).unwrap_or("");
+    let state = f(keys::STATE);
+    let cluster = f(keys::CLUSTER);
+    MemberView {
+        id: m.id.clone(),
+        name: m.name.clone(),
+        liveness,
+        priority: f(keys::PRIORITY).parse().unwrap_or(u32::MAX),
+        cluster_id: (!cluster.is_empty() && (state == "ready" || state == "worker"))
+            .then(|| cluster.to_owned()),
+        cluster_size: f(keys::SIZE).parse().unwrap_or(0),
+        control_plane: f(keys::CONTROL_PLANE) == "1",
+        microk8s_ready: state == "ready" || state == "worker",
+        has_default_route: f(keys::ROUTE) == "1",
+        version: Some(f(keys::VERSION))
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned),
+        entry_term: f(keys::ENTRY_TERM).parse::<Term>().ok(),
+        followed: f(keys::FOLLOWED)
+            .rsplit_once(':')
+            .and_then(|(id, t)| Some((id.to_owned(), t.parse::<Term>().ok()?))),
+    }
+}
+
+/// The entry point's cluster facts: its node list and datastore lines, with membership's
+/// verdict on each machine matched by name.
+pub fn cluster_facts(local: &LocalFacts, views: &[MemberView]) -> Option<ClusterFacts> {
+    let Some(Status::Running(cs)) = &local.status else {
+        return None;
+    };
+    let nodes = local
+        .nodes
+        .iter()
+        .map(|n| {
+            let datastore = n
+                .internal_ip
+                .and_then(|ip| cs.datastore_member(ip))
+                .map(|d| match d.role {
+                    DqliteRole::Voter => DatastoreRole::Voter,
+                    DqliteRole::Standby => DatastoreRole::Standby,
+                    DqliteRole::Spare => DatastoreRole::Spare,
+                });
+            let member = views
+                .iter()
+                .find(|v| v.name == n.name)
+                .map(|v| match v.liveness {
+                    Liveness::Alive | Liveness::Suspect => MemberState::Up,
+                    Liveness::Dead { since } => MemberState::Dead { since },
+                    Liveness::Left => MemberState::Left,
+                })
+                .unwrap_or_default();
+            ClusterNode {
+                name: n.name.clone(),
+                ip: n.internal_ip,
+                ready: n.readiness == Readiness::Ready,
+                // A standalone node still on 127.0.0.1 is the only datastore member.
+                datastore: datastore
+                    .or((local.nodes.len() == 1 && cs.is_standalone())
+                        .then_some(DatastoreRole::Voter)),
+                member,
+            }
+        })
+        .collect();
+    Some(ClusterFacts {
+        nodes,
+        version: local.version.clone(),
+    })
+}
+
+/// The fields an entry point adds so that every member sees its cluster (and a worker can
+/// verify its own join).
+pub fn entry_fields(local: &LocalFacts) -> BTreeMap<String, String> {
+    let mut f = BTreeMap::new();
+    let ready: Vec<&str> = local
+        .nodes
+        .iter()
+        .filter(|n| n.readiness == Readiness::Ready)
+        .map(|n| n.name.as_str())
+        .collect();
+    f.insert(keys::READY_NODES.to_owned(), ready.join(","));
+    if let Some(Status::Running(cs)) = &local.status {
+        let ips: Vec<String> = cs
+            .datastore
+            .iter()
+            .filter_map(|d| d.ip())
+            .map(|ip| ip.to_string())
+            .collect();
+        f.insert(keys::DATASTORE.to_owned(), ips.join(","));
+        f.insert(keys::VOTERS.to_owned(), cs.voters().count().to_string());
+        f.insert(keys::HA.to_owned(), flag(cs.high_availability).to_owned());
+    }
+    f
+}
+
+/// Checks this node's join from the entry point's gossiped view: listed Ready and, for a
+/// control plane, in the datastore lines.
+pub fn verified_by_entry(
+    entry: &pb::Member,
+    name: &str,
+    ip: Option<IpAddr>,
+    role: Role,
+) -> Result<(), String> {
+    let list = |k: &str| -> Vec<String> {
+        entry
+            .fields
+            .get(k)
+            .map(|v| {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if !list(keys::READY_NODES).iter().any(|n| n == name) {
+        return Err(format!("{name} is not listed Ready by the entry point yet"));
+    }
+    if role == Role::ControlPlane {
+        let ip = ip.map(|i| i.to_string()).unwrap_or_default();
+        if !list(keys::DATASTORE).contains(&ip) {
+            return Err(format!(
+                "{ip} is not in the datastore lines of the entry point yet"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_id_comes_from_the_ca_or_the_token() {
+        let x509 = "clusters:\n- cluster:\n    certificate-authority-data: QUJD\n    server: https://10.0.0.1:16443\n";
+        let token = "users:\n- name: admin\n  user:\n    token: s3cr3t\n";
+        let a = cluster_id_of(x509).expect("ca");
+        assert_eq!(a.len(), 16);
+        assert_eq!(
+            Some(a.clone()),
+            cluster_id_of(&x509.replace("10.0.0.1", "10.0.0.2"))
+        );
+        assert_ne!(Some(a), cluster_id_of(token));
+        assert!(cluster_id_of("apiVersion: v1\n").is_none());
+    }
+
+    #[test]
+    fn member_fields_become_an_election_view() {
+        let mut m = pb::Member {
+            id: "a".into(),
+            name: "n1".into(),
+            ..Default::default()
+        };
+        let facts = LocalFacts {
+            state: Mk8sState::Ready,
+            cluster_id: Some("c1".into()),
+            size: 3,
+            control_plane: true,
+            version: Some("1.32".into()),
+            ..LocalFacts::unknown()
+        };
+        m.fields = local_fields(&facts, 7, true).into_iter().collect();
+        m.fields.insert(keys::ENTRY_TERM.into(), "4".into());
+        m.fields.insert(keys::FOLLOWED.into(), "b:3".into());
+        let v = member_view(&m, Liveness::Alive);
+        assert_eq!(v.priority, 7);
+        assert_eq!(v.cluster_id.as_deref(), Some("c1"));
+        assert_eq!(v.cluster_size, 3);
+        assert!(v.control_plane && v.microk8s_ready && v.has_default_route);
+        assert_eq!(v.version.as_deref(), Some("1.32"));
+        assert_eq!(v.entry_term, Some(4));
+        assert_eq!(v.followed, Some(("b".to_owned(), 3)));
+        // A node whose microk8s is not ready belongs to no known cluster.
+        m.fields.insert(keys::STATE.into(), "not ready".into());
+        assert_eq!(member_view(&m, Liveness::Alive).cluster_id, None);
+    }
+
+    #[test]
+    fn entry_view_verifies_ready_and_datastore() {
+        let mut e = pb::Member::default();
+        e.fields.insert(keys::READY_NODES.into(), "n1,n2".into());
+        e.fields
+            .insert(keys::DATASTORE.into(), "198.18.0.1,198.18.0.2".into());
+        let ip = |s: &str| Some(s.parse::<IpAddr>().expect("ip"));
+        assert!(verified_by_entry(&e, "n2", ip("198.18.0.2"), Role::ControlPlane).is_ok());
+        assert!(verified_by_entry(&e, "n3", ip("198.18.0.3"), Role::Worker).is_err());
+        assert!(verified_by_entry(&e, "n1", ip("198.18.0.9"), Role::ControlPlane).is_err());
+        assert!(verified_by_entry(&e, "n1", ip("198.18.0.9"), Role::Worker).is_ok());
+    }
+}
