@@ -186,6 +186,14 @@ impl Workflow {
                     log::warn!("microk8s probe failed: {e}");
                 }
                 self.facts = *f;
+                if self.facts.state == Mk8sState::Worker
+                    && let Some(size) = self
+                        .entry_member()
+                        .filter(|e| e.fields.get(keys::CLUSTER) == self.facts.cluster_id.as_ref())
+                        .and_then(|e| e.fields.get(keys::SIZE)?.parse::<u32>().ok())
+                {
+                    self.facts.size = self.facts.size.max(size);
+                }
                 if self.is_entry()
                     && let Some(cf) = facts::cluster_facts(&self.facts, &self.views)
                 {
@@ -707,8 +715,15 @@ impl Workflow {
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
+            // A join that exited 0 but never completed leaves microk8s half-joined (not
+            // ready, its own datastore discarded): `microk8s leave` resets it to a standalone
+            // node so that the retry starts clean.
+            let reset = match m8s.leave().await {
+                Ok(()) => "microk8s reset with `microk8s leave`".to_owned(),
+                Err(e) => format!("`microk8s leave` to reset it failed: {e}"),
+            };
             let detail = format!(
-                "not verified within {}: {last}",
+                "not verified within {}: {last}; {reset}",
                 humantime::format_duration(limit)
             );
             let _ = tx.send(Command::Verified { ok: false, detail }).await;

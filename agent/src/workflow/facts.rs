@@ -157,8 +157,11 @@ pub async fn probe(
             facts.status = Some(Status::Running(cs));
         }
         Ok(Status::Worker) => {
+            // A worker cannot list its cluster: it is in one of at least two nodes; the
+            // workflow refines the size from the entry point's view.
             facts.state = Mk8sState::Worker;
             facts.cluster_id = Some(remembered.unwrap_or("unknown").to_owned());
+            facts.size = 2;
         }
         Ok(Status::NotReady { .. }) => facts.state = Mk8sState::NotReady,
         Ok(Status::Stopped) => facts.state = Mk8sState::Stopped,
