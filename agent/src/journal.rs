@@ -130,6 +130,8 @@ pub enum Event {
     JoinGranted,
     /// This node runs `microk8s join`.
     JoinStarted,
+    /// `microk8s join` returned (with its duration).
+    JoinFinished,
     /// A join was verified.
     NodeJoined,
     /// A join attempt failed.
@@ -173,6 +175,7 @@ impl Event {
             Event::ClusterConflict => "cluster_conflict",
             Event::JoinGranted => "join_granted",
             Event::JoinStarted => "join_started",
+            Event::JoinFinished => "join_finished",
             Event::NodeJoined => "node_joined",
             Event::JoinFailed => "join_failed",
             Event::JoinRefused => "join_refused",

@@ -7,24 +7,15 @@
 //! Timeouts are safety nets for a hung run; the formation time is measured by the benchmark.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use muster_tests::{
-    Agent, AgentOptions, ChildGuard, Host, Lab, Need, muster_bin, require, require_needs,
-    wait_until,
-};
+use muster_tests::{Host, Lab, Need, SimNode, SimNodeOptions, require, require_needs, wait_until};
 use serde_json::Value;
 
 const SAFETY: Duration = Duration::from_secs(150);
 
-/// One simulated machine: its microk8s daemon and its agent.
-struct Node {
-    agent: Agent,
-    sim: ChildGuard,
-    link: PathBuf,
-}
+type Node = SimNode;
 
 struct Opts<'a> {
     cluster: &'a str,
@@ -34,55 +25,22 @@ struct Opts<'a> {
 }
 
 fn start_node(host: &Host, o: &Opts<'_>) -> Node {
-    let name = o.name.unwrap_or(host.name()).to_owned();
-    // microk8s needs a default route; the lab's hosts have none.
-    host.run("ip", &["route", "replace", "default", "dev", "eth0"])
-        .expect("default route");
-    let bin = muster_bin().expect("muster binary");
-    let dir = host.dir().join("mk8s");
-    let link_dir = dir.join("link");
-    std::fs::create_dir_all(&link_dir).expect("link dir");
-    let out = Command::new(&bin)
-        .args(["sim", "link", "--dir"])
-        .arg(&link_dir)
-        .output()
-        .expect("sim link");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let state = dir.join("state");
-    std::fs::write(
-        link_dir.join("microk8s.sim-state"),
-        state.display().to_string(),
-    )
-    .expect("state file");
-    let mut cmd = host.command(&bin);
-    cmd.args(["sim", "serve", "--state-dir"]).arg(&state).args([
-        "--hostname",
-        &name,
-        "--ip",
-        &host.ip().to_string(),
-        "--bind",
-        &host.ip().to_string(),
-    ]);
-    for (k, v) in o.sim_env {
-        cmd.env(k, v);
-    }
-    let sim = host.spawn_command("sim", cmd).expect("sim daemon");
-    let mut options = AgentOptions::new(o.cluster);
-    options.node_name = Some(name);
-    options.microk8s = Some(link_dir.join("microk8s"));
-    options.log_level = Some("info".to_owned());
-    options.config_extra = format!("socket_group = \"\"\n{}", o.config);
-    let mut agent = host.start_agent(&options).expect("agent starts");
-    agent.wait_ready(SAFETY).expect("agent answers");
-    Node {
-        agent,
-        sim,
-        link: link_dir.join("microk8s"),
-    }
+    let options = SimNodeOptions {
+        cluster: o.cluster.to_owned(),
+        name: o.name.map(str::to_owned),
+        sim_env: o
+            .sim_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        config: o.config.to_owned(),
+        log_level: "info".to_owned(),
+    };
+    let mut node = host
+        .start_sim_node(&options)
+        .expect("simulated machine starts");
+    node.agent.wait_ready(SAFETY).expect("agent answers");
+    node
 }
 
 fn status(node: &Node) -> Option<Value> {
@@ -92,7 +50,7 @@ fn status(node: &Node) -> Option<Value> {
 
 /// `microk8s kubectl get nodes -o json` on a node: name -> Ready.
 fn kube_nodes(node: &Node) -> BTreeMap<String, bool> {
-    let out = Command::new(&node.link)
+    let out = Command::new(&node.microk8s)
         .args(["kubectl", "get", "nodes", "-o", "json"])
         .output()
         .expect("kubectl");

@@ -30,6 +30,9 @@ use crate::mesh::MeshHandle;
 const WAIT_READY: Duration = Duration::from_secs(120);
 /// Timeout of one RPC to a peer.
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often facts are probed while a join is in flight, and how often the follower next in
+/// line (or being served) asks again: formation should not wait on polling intervals.
+const FAST_POLL: Duration = Duration::from_millis(200);
 
 /// What the workflow needs to start.
 pub struct WorkflowSetup {
@@ -99,6 +102,7 @@ enum Command {
     JoinDone {
         ok: bool,
         detail: String,
+        took: Duration,
     },
     Verified {
         ok: bool,
@@ -295,6 +299,7 @@ pub fn spawn(
         phase: formation::Phase::Idle,
         published: BTreeMap::new(),
         has_route: !crate::netinfo::default_route().is_empty(),
+        serving: false,
     };
     tracker.spawn(wf.run(stop));
     Ok(handle)
@@ -340,6 +345,8 @@ struct Workflow {
     phase: formation::Phase,
     published: BTreeMap<String, String>,
     has_route: bool,
+    /// A join is in flight on this entry point: probe fast so that verification is prompt.
+    serving: bool,
 }
 
 #[path = "driver_outputs.rs"]

@@ -148,7 +148,14 @@ impl Workflow {
             Command::JoinRequest { req, reply } => {
                 let answer = if self.is_entry() {
                     let cluster = self.facts.cluster_id.clone().unwrap_or_default();
-                    rpc::response_to_pb(&self.coordinator.request(now, req), &cluster)
+                    let mut response = self.coordinator.request(now, req);
+                    // Queued followers ask again soon: the answer is cheap (no microk8s
+                    // command), and a grant waiting for its next question is dead time in a
+                    // formation that is serialised anyway.
+                    if let formation::JoinResponse::Wait { retry_after, .. } = &mut response {
+                        *retry_after = (*retry_after).min(FAST_POLL);
+                    }
+                    rpc::response_to_pb(&response, &cluster)
                 } else {
                     rpc::response_to_pb(
                         &formation::JoinResponse::Wait {
@@ -178,7 +185,12 @@ impl Workflow {
             Command::Leave { reply } => self.leave(reply),
             Command::Facts(f) => {
                 self.probing = false;
-                self.next_probe = now + self.setup.formation.poll_interval;
+                let interval = if self.serving {
+                    FAST_POLL
+                } else {
+                    self.setup.formation.poll_interval
+                };
+                self.next_probe = now + interval;
                 if f.state == Mk8sState::Error
                     && self.facts.error != f.error
                     && let Some(e) = &f.error
@@ -237,9 +249,21 @@ impl Workflow {
                     .follower
                     .handle(now, formation::FollowerInput::RequestFailed { from, error }),
             },
-            Command::JoinDone { ok, detail } => self
-                .follower
-                .handle(now, formation::FollowerInput::JoinFinished { ok, detail }),
+            Command::JoinDone { ok, detail, took } => {
+                let ms = took.as_millis().to_string();
+                self.events.emit(
+                    Level::Info,
+                    Event::JoinFinished,
+                    &self.setup.node_name,
+                    &[(Field::DurationMs, &ms)],
+                    format!(
+                        "microk8s join {} after {ms} ms",
+                        if ok { "exited 0" } else { "failed" }
+                    ),
+                );
+                self.follower
+                    .handle(now, formation::FollowerInput::JoinFinished { ok, detail })
+            }
             Command::Verified { ok, detail } => {
                 if ok && let Some(c) = self.granted_cluster.clone() {
                     // Workers cannot read the cluster's credentials; remember what they joined.
@@ -489,24 +513,34 @@ impl Workflow {
                 });
             }
             O::RefreshFacts => self.next_probe = self.now(),
-            O::Granted { name, role, .. } => self.emit(
-                Level::Info,
-                Event::JoinGranted,
-                &name,
-                format!("granted {name} a join as {}", rpc::role_word(role)),
-            ),
-            O::Joined { name, role, .. } => self.emit(
-                Level::Info,
-                Event::NodeJoined,
-                &name,
-                format!("{name} joined as {} (verified)", rpc::role_word(role)),
-            ),
-            O::JoinFailed { name, reason, .. } => self.emit(
-                Level::Warn,
-                Event::JoinFailed,
-                &name,
-                format!("join of {name} failed: {reason:?}"),
-            ),
+            O::Granted { name, role, .. } => {
+                self.serving = true;
+                self.next_probe = self.now();
+                self.emit(
+                    Level::Info,
+                    Event::JoinGranted,
+                    &name,
+                    format!("granted {name} a join as {}", rpc::role_word(role)),
+                )
+            }
+            O::Joined { name, role, .. } => {
+                self.serving = false;
+                self.emit(
+                    Level::Info,
+                    Event::NodeJoined,
+                    &name,
+                    format!("{name} joined as {} (verified)", rpc::role_word(role)),
+                )
+            }
+            O::JoinFailed { name, reason, .. } => {
+                self.serving = false;
+                self.emit(
+                    Level::Warn,
+                    Event::JoinFailed,
+                    &name,
+                    format!("join of {name} failed: {reason:?}"),
+                )
+            }
             O::Removed { name } => self.emit(
                 Level::Info,
                 Event::NodeRemoved,
@@ -584,6 +618,7 @@ impl Workflow {
                     format!("joining {entry} as {}", rpc::role_word(role)),
                 );
                 self.tracker.spawn(async move {
+                    let started = Instant::now();
                     let (ok, detail) = match JoinUrl::parse(&url) {
                         Ok(u) => match m8s.join(&u, m8s_role(role)).await {
                             Ok(_) => (true, String::new()),
@@ -591,7 +626,8 @@ impl Workflow {
                         },
                         Err(e) => (false, e.to_string()),
                     };
-                    let _ = tx.send(Command::JoinDone { ok, detail }).await;
+                    let took = started.elapsed();
+                    let _ = tx.send(Command::JoinDone { ok, detail, took }).await;
                 });
             }
             O::Verify { role } => self.verify(role),
@@ -713,7 +749,7 @@ impl Workflow {
                     }
                     Err(e) => last = e,
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(FAST_POLL).await;
             }
             // A join that exited 0 but never completed leaves microk8s half-joined (not
             // ready, its own datastore discarded): `microk8s leave` resets it to a standalone

@@ -1,4 +1,4 @@
-//! `muster-bench`: benchmarks that print their figures (never asserted in tests).
+//! `muster-bench mesh`: the gossip mesh against Serf.
 //!
 //! ```text
 //! muster-bench mesh [--nodes N] [--no-serf] [--steady SECS] [--loss-secs SECS]
@@ -17,22 +17,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use muster_tests::{Agent, AgentOptions, Lab, SerfAgent, require};
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// Runs the mesh benchmark with the arguments after `mesh`.
+pub fn run(args: &[String]) -> ExitCode {
     let mut nodes = 20usize;
     let mut serf = true;
     let mut steady = 30u64;
     let mut loss_secs = 30u64;
     let mut it = args.iter();
-    match it.next().map(String::as_str) {
-        Some("mesh") => {}
-        _ => {
-            eprintln!(
-                "usage: muster-bench mesh [--nodes N] [--no-serf] [--steady SECS] [--loss-secs SECS]"
-            );
-            return ExitCode::from(2);
-        }
-    }
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Option<u64> {
             let v = it.next().and_then(|v| v.parse().ok());
