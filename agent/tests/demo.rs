@@ -10,10 +10,14 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_muster");
 
-/// Whether the election and formation drivers are wired into the agent. Until they are, the
-/// agents only discover each other and the demo must fail, saying that no entry point was
-/// elected. Flip this to `true` when formation lands: the demo must then succeed.
-const FORMATION_LANDED: bool = false;
+/// Whether the election and formation drivers are wired into the agent (they are since the
+/// workflow driver landed). With `false`, the agents only discover each other and the demo
+/// must fail within 20 s, saying that no entry point was elected; with `true` it must form
+/// the cluster, with a timeout generous enough for a loaded 2-core machine.
+const FORMATION_LANDED: bool = true;
+
+/// The demo's `--timeout`.
+const TIMEOUT: &str = if FORMATION_LANDED { "120s" } else { "20s" };
 
 /// `n` in base 36, as the lab names kernel objects after the owning pid.
 fn base36(mut n: u64) -> String {
@@ -34,10 +38,18 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// What a finished demo (pid `pid`) left behind: namespaces, links, processes, directories
-/// whose names carry its pid tag.
-fn leftovers(pid: u32) -> Vec<String> {
-    let tag = base36(u64::from(pid));
+/// The tag a demo puts in the names of what it creates: its pid in base 36, read back from
+/// the cluster name (`demo-<tag>`) of its JSON document when it has one (a demo re-executed
+/// in a user namespace has another pid than the one the test started).
+fn tag_of(pid: u32, doc: Option<&serde_json::Value>) -> String {
+    doc.and_then(|d| d["cluster"].as_str())
+        .and_then(|c| c.strip_prefix("demo-"))
+        .map_or_else(|| base36(u64::from(pid)), str::to_owned)
+}
+
+/// What a finished demo left behind: namespaces, links, processes, directories whose names
+/// carry its tag (see [`tag_of`]).
+fn leftovers(tag: &str) -> Vec<String> {
     let mut found = Vec::new();
     if let Ok(out) = Command::new("ip").args(["netns", "list"]).output() {
         found.extend(
@@ -87,7 +99,7 @@ fn leftovers(pid: u32) -> Vec<String> {
     found
 }
 
-/// Runs the demo to its end, with a watchdog far beyond its own timeout.
+/// Runs the demo to its end (its own `--timeout` bounds it) and returns its output and pid.
 fn run_demo(args: &[&str]) -> (Output, u32) {
     let child = Command::new(BIN)
         .arg("demo")
@@ -104,7 +116,7 @@ fn run_demo(args: &[&str]) -> (Output, u32) {
 
 #[test]
 fn three_node_demo_reports_discovery_and_its_verdict_and_cleans_up() {
-    let (out, pid) = run_demo(&["--nodes", "3", "--json", "--timeout", "20s"]);
+    let (out, pid) = run_demo(&["--nodes", "3", "--json", "--timeout", TIMEOUT]);
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     let doc: serde_json::Value = serde_json::from_str(&stdout)
@@ -142,7 +154,62 @@ fn three_node_demo_reports_discovery_and_its_verdict_and_cleans_up() {
         assert!(missing.contains("no entry point elected"), "{missing}");
         assert!(missing.contains("not joined: h1"), "{missing}");
     }
-    let left = leftovers(pid);
+    let left = leftovers(&tag_of(pid, Some(&doc)));
+    assert!(left.is_empty(), "the demo left behind: {left:#?}");
+}
+
+#[test]
+fn a_cluster_that_cannot_form_in_time_fails_and_says_why() {
+    // Joins take 3 s each at `fast`: a 3-node cluster cannot form within 3 s.
+    let (out, pid) = run_demo(&["--nodes", "3", "--json", "--timeout", "3s"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cluster did not form within 3s: "),
+        "the failure must say what is missing:\n{stderr}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["formed"], false, "{doc:#}");
+    let missing = doc["missing"].as_array().expect("missing");
+    assert!(!missing.is_empty(), "{doc:#}");
+    for reason in missing {
+        let reason = reason.as_str().expect("text");
+        assert!(stderr.contains(reason), "{reason:?} not in {stderr}");
+    }
+    let left = leftovers(&tag_of(pid, Some(&doc)));
+    assert!(left.is_empty(), "the demo left behind: {left:#?}");
+}
+
+#[test]
+fn without_root_the_demo_runs_in_a_private_user_namespace() {
+    // `--mode userns` is what `auto` picks without root; as root it works the same way.
+    let (out, pid) = run_demo(&[
+        "--nodes",
+        "2",
+        "--json",
+        "--mode",
+        "userns",
+        "--timeout",
+        TIMEOUT,
+    ]);
+    let stderr = text(&out.stderr);
+    if stderr.contains("is not possible here") {
+        eprintln!("SKIPPED: this kernel refuses user namespaces:\n{stderr}");
+        return;
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is one JSON document ({e}):\n{stderr}"));
+    assert_eq!(doc["mode"], "userns", "{doc:#}");
+    assert_eq!(doc["discovered"], 2, "{doc:#}\n{stderr}");
+    assert_eq!(doc["formed"], FORMATION_LANDED, "{doc:#}\n{stderr}");
+    assert_eq!(out.status.success(), FORMATION_LANDED, "{stderr}");
+    let tag = tag_of(pid, Some(&doc));
+    assert_ne!(
+        tag,
+        base36(u64::from(pid)),
+        "the demo ran again inside the namespace"
+    );
+    let left = leftovers(&tag);
     assert!(left.is_empty(), "the demo left behind: {left:#?}");
 }
 
@@ -174,7 +241,7 @@ fn ctrl_c_stops_the_demo_and_cleans_up() {
     );
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
-    let left = leftovers(pid);
+    let left = leftovers(&tag_of(pid, None));
     assert!(left.is_empty(), "the demo left behind: {left:#?}");
 }
 

@@ -41,6 +41,13 @@ impl LabBuilder {
         }
     }
 
+    /// Whether hosts get a default route; see [`imp::LabBuilder::default_route`].
+    pub fn default_route(self, enabled: bool) -> Self {
+        Self {
+            inner: self.inner.default_route(enabled),
+        }
+    }
+
     /// Creates the bridges and hosts. On failure, whatever was created is removed again.
     pub fn build(self) -> Result<Lab> {
         let inner = self.inner.build()?;
@@ -67,7 +74,7 @@ impl Lab {
         Self::builder().hosts(hosts).build()
     }
 
-    /// Options for a lab (3 hosts, IPv6 on, unless changed).
+    /// Options for a lab (3 hosts, IPv6 on, no default route, unless changed).
     pub fn builder() -> LabBuilder {
         LabBuilder {
             inner: imp::Lab::builder(),

@@ -22,7 +22,7 @@ use tonic::transport::Channel;
 use super::hosts::{DemoCluster, Plan, SetupError};
 use super::progress::{NodeSnapshot, Observed, Progress, Role, assess};
 use super::report::{self, End, Outcome};
-use super::{DemoArgs, Mode, effective_uid};
+use super::{DemoArgs, Mode, effective_uid, userns};
 use crate::api::client::{Target, connect};
 
 /// How often the agents are asked for their status.
@@ -37,7 +37,7 @@ const EXIT_INTERRUPTED: u8 = 130;
 /// Runs the demo and returns the process exit code: 0 when the cluster formed, 1 when it did
 /// not (or could not be set up), 130 when interrupted.
 pub fn run(args: DemoArgs) -> ExitCode {
-    let mode = args.mode.resolve(effective_uid());
+    let mut mode = args.mode.resolve(effective_uid());
     let timeout = args.effective_timeout();
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
@@ -46,6 +46,21 @@ pub fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if mode == Mode::Userns && !userns::inside() {
+        match userns::probe() {
+            Ok(unshare) => return userns::reexec(&args, &unshare, &exe),
+            Err(why) if args.mode == Mode::Auto => {
+                eprintln!(
+                    "muster demo: no private user namespace ({why}); falling back to loopback"
+                );
+                mode = Mode::Loopback;
+            }
+            Err(why) => {
+                eprintln!("muster demo: --mode userns is not possible here: {why}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -116,7 +131,13 @@ pub fn run(args: DemoArgs) -> ExitCode {
 fn finish(args: &DemoArgs, cluster: &mut DemoCluster, outcome: &Outcome, timeout: Duration) {
     let p = &outcome.progress;
     if args.json {
-        let doc = report::document(outcome, cluster.mode(), args.latency, timeout);
+        let doc = report::document(
+            outcome,
+            cluster.cluster(),
+            cluster.mode(),
+            args.latency,
+            timeout,
+        );
         println!(
             "{}",
             serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string())

@@ -1,5 +1,6 @@
 //! The demo's machines: per host a simulated microk8s (`muster sim serve`) and a real
-//! `muster agent`, in a network namespace or on a loopback address.
+//! `muster agent`, in a network namespace of its own ([`super::Mode::Netns`]), as processes
+//! on one veth of a private namespace ([`super::Mode::Userns`]) or on loopback addresses.
 //!
 //! Owns [`DemoCluster`], which starts everything and, when dropped (normal end, error, panic
 //! or after Ctrl-C), stops the agents and simulators (SIGTERM, then SIGKILL after a grace
@@ -163,46 +164,7 @@ impl DemoCluster {
             mode: plan.mode,
             exe: plan.exe.clone(),
         };
-        match plan.mode {
-            Mode::Netns => {
-                note(&format!(
-                    "creating {} network namespaces on a private bridge",
-                    plan.nodes
-                ));
-                let lab = Lab::builder().hosts(plan.nodes).ipv6(false).build()?;
-                demo.hosts = lab
-                    .hosts()
-                    .iter()
-                    .map(|h| DemoHost {
-                        name: h.name().to_owned(),
-                        ip: h.ip(),
-                        dir: h.dir().to_owned(),
-                        netns: Some(h.netns().to_owned()),
-                    })
-                    .collect();
-                demo.lab = Some(lab);
-            }
-            Mode::Loopback | Mode::Auto => {
-                let block = free_loopback_block()?;
-                note(&format!(
-                    "using loopback addresses 127.0.{block}.1-{} (not root: no namespaces)",
-                    plan.nodes
-                ));
-                let tmp = tempfile::Builder::new()
-                    .prefix(&format!("muster-demo-{tag}-"))
-                    .tempdir()
-                    .map_err(io("creating the demo directory"))?;
-                demo.hosts = (1..=plan.nodes)
-                    .map(|i| DemoHost {
-                        name: format!("h{i}"),
-                        ip: Ipv4Addr::new(127, 0, block, u8::try_from(i).unwrap_or(u8::MAX)),
-                        dir: tmp.path().join(format!("h{i}")),
-                        netns: None,
-                    })
-                    .collect();
-                demo.tmp = Some(tmp);
-            }
-        }
+        demo.create_hosts(plan, &tag, note)?;
         let setpriv = find_program("setpriv");
         for host in &demo.hosts {
             prepare(host, &demo.exe, plan.mode)?;
@@ -249,6 +211,73 @@ impl DemoCluster {
             demo.agents.push(guard);
         }
         Ok(demo)
+    }
+
+    /// Creates the hosts of `plan.mode`: the namespace lab, or the private network, or a
+    /// free loopback block; and the directory that holds their state.
+    fn create_hosts(
+        &mut self,
+        plan: &Plan,
+        tag: &str,
+        note: &mut dyn FnMut(&str),
+    ) -> Result<(), SetupError> {
+        match plan.mode {
+            Mode::Netns => {
+                note(&format!(
+                    "creating {} network namespaces on a private bridge",
+                    plan.nodes
+                ));
+                // microk8s (and so the agent) refuses a machine without a default route.
+                let lab = Lab::builder()
+                    .hosts(plan.nodes)
+                    .ipv6(false)
+                    .default_route(true)
+                    .build()?;
+                self.hosts = lab
+                    .hosts()
+                    .iter()
+                    .map(|h| DemoHost {
+                        name: h.name().to_owned(),
+                        ip: h.ip(),
+                        dir: h.dir().to_owned(),
+                        netns: Some(h.netns().to_owned()),
+                    })
+                    .collect();
+                self.lab = Some(lab);
+            }
+            Mode::Userns | Mode::Loopback | Mode::Auto => {
+                let block = if plan.mode == Mode::Userns {
+                    note(&format!(
+                        "one private network namespace: hosts on {USERNS_NET}.1-{} of {USERNS_IF}",
+                        plan.nodes
+                    ));
+                    private_network(plan.nodes)?;
+                    None
+                } else {
+                    let block = free_loopback_block()?;
+                    note(&format!(
+                        "using loopback addresses 127.0.{block}.1-{} (joins cannot complete on \
+                         loopback: muster never hands out loopback join URLs)",
+                        plan.nodes
+                    ));
+                    Some(block)
+                };
+                let tmp = tempfile::Builder::new()
+                    .prefix(&format!("muster-demo-{tag}-"))
+                    .tempdir()
+                    .map_err(io("creating the demo directory"))?;
+                self.hosts = (1..=plan.nodes)
+                    .map(|i| DemoHost {
+                        name: format!("h{i}"),
+                        ip: host_ip(block, i),
+                        dir: tmp.path().join(format!("h{i}")),
+                        netns: None,
+                    })
+                    .collect();
+                self.tmp = Some(tmp);
+            }
+        }
+        Ok(())
     }
 
     fn spawn(&self, host: &DemoHost, what: &str, cmd: Command) -> Result<ChildGuard, SetupError> {
@@ -367,6 +396,7 @@ fn prepare(host: &DemoHost, exe: &Path, mode: Mode) -> Result<(), SetupError> {
         .map_err(io(format!("writing {}", state_file.display())))?;
     let interface = match mode {
         Mode::Netns => "eth0",
+        Mode::Userns => USERNS_IF,
         Mode::Loopback | Mode::Auto => "lo",
     };
     let config = host.dir.join("muster.toml");
@@ -378,6 +408,43 @@ fn prepare(host: &DemoHost, exe: &Path, mode: Mode) -> Result<(), SetupError> {
          interfaces = [\"{interface}\"]\nsocket_group = \"\"\nshutdown_timeout = \"3s\""
     )
     .map_err(io(format!("writing {}", config.display())))?;
+    Ok(())
+}
+
+/// The interface of the private network in user-namespace mode (its peer is `muster1`).
+pub const USERNS_IF: &str = "muster0";
+
+/// The /24 of the private network in user-namespace mode.
+const USERNS_NET: &str = "198.18.0";
+
+/// Host `i`'s address: `127.0.B.i` on loopback block `B`, else `198.18.0.i`.
+fn host_ip(loopback_block: Option<u8>, i: usize) -> Ipv4Addr {
+    let i = u8::try_from(i).unwrap_or(u8::MAX);
+    match loopback_block {
+        Some(b) => Ipv4Addr::new(127, 0, b, i),
+        None => Ipv4Addr::new(198, 18, 0, i),
+    }
+}
+
+/// Sets up the private network of user-namespace mode in the current (fresh, private)
+/// network namespace: a veth pair (a veth has carrier, so mDNS sees it up; multicast reaches
+/// the other hosts through local loopback of multicast), the hosts' addresses, a default
+/// route (microk8s needs one) and the multicast route.
+fn private_network(nodes: usize) -> Result<(), SetupError> {
+    let ip = |args: &[&str]| lab::process::run_ok(Command::new("ip").args(args)).map(drop);
+    ip(&["link", "set", "lo", "up"])?;
+    ip(&[
+        "link", "add", USERNS_IF, "type", "veth", "peer", "name", "muster1",
+    ])?;
+    for i in 1..=nodes {
+        let cidr = format!("{}/24", host_ip(None, i));
+        ip(&["addr", "add", &cidr, "dev", USERNS_IF])?;
+    }
+    ip(&["link", "set", "muster1", "up"])?;
+    ip(&["link", "set", USERNS_IF, "up"])?;
+    let gateway = format!("{USERNS_NET}.254");
+    ip(&["route", "add", "default", "via", &gateway, "dev", USERNS_IF])?;
+    ip(&["route", "add", "224.0.0.0/4", "dev", USERNS_IF])?;
     Ok(())
 }
 
@@ -398,7 +465,7 @@ fn free_loopback_block() -> Result<u8, SetupError> {
 }
 
 /// `program` on PATH, if it is there.
-fn find_program(program: &str) -> Option<PathBuf> {
+pub fn find_program(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))

@@ -2,22 +2,30 @@
 //! `muster agent`s driving the built-in microk8s simulator.
 //!
 //! Each simulated host runs `muster sim serve` (its microk8s daemon) and `muster agent`
-//! (the real agent, its `--microk8s` pointing at a simulator link). Hosts are network
-//! namespaces on a private bridge (198.18.0.0/15, [`crate::lab`]) when run as root; otherwise
-//! they are processes on loopback addresses `127.0.B.i`, with mDNS limited to `lo`. Nothing
-//! is ever sent on the machine's real interfaces.
+//! (the real agent, its `--microk8s` pointing at a simulator link). Nothing is ever sent on
+//! the machine's real interfaces; where the hosts live depends on [`Mode`]:
+//! - as root, each host is a network namespace on a private bridge (198.18.0.0/15,
+//!   [`crate::lab`]);
+//! - otherwise the demo re-executes itself inside `unshare --user --map-root-user --net`: one
+//!   private network namespace where the hosts are processes on `198.18.0.i`, all on one veth
+//!   (`muster0`) with mDNS limited to it;
+//! - when the kernel refuses unprivileged user namespaces, the hosts are processes on
+//!   loopback addresses `127.0.B.i` with mDNS on `lo`. Agents discover each other and elect
+//!   there, but joins cannot complete: muster never hands out a loopback join URL.
 //!
 //! # Pieces
 //! - this module: the flags ([`DemoArgs`]) and their validation;
 //! - [`progress`]: pure: from the agents' status answers to the progress line and the verdict;
 //! - [`hosts`]: starting and cleaning up the hosts, simulators and agents;
 //! - [`driver`]: the run: signals, polling, the progress display, the end;
-//! - [`report`]: the `--json` document and the final `muster status` / `muster members`.
+//! - [`report`]: the `--json` document and the final `muster status` / `muster members`;
+//! - [`userns`]: re-running the demo inside a private user namespace when not root.
 
 pub mod driver;
 pub mod hosts;
 pub mod progress;
 pub mod report;
+pub mod userns;
 
 use std::time::Duration;
 
@@ -45,7 +53,8 @@ pub struct DemoArgs {
     /// --latency and --nodes; 180s for 3 nodes at `fast`].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,
-    /// Where the hosts live: network namespaces (root) or loopback processes (anyone).
+    /// Where the hosts live: namespaces (root), one private user+network namespace (anyone,
+    /// the default without root), or loopback (fallback; joins cannot complete there).
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub mode: Mode,
 }
@@ -85,11 +94,15 @@ impl Latency {
 /// Where the demo's hosts live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
-    /// Namespaces when running as root, loopback otherwise.
+    /// Namespaces when running as root, a user namespace otherwise.
     Auto,
     /// One network namespace per host on a private bridge (needs root).
     Netns,
-    /// Processes on loopback addresses 127.0.B.i, mDNS on `lo` (no privileges needed).
+    /// One private user and network namespace (`unshare --user --map-root-user --net`)
+    /// holding every host on `198.18.0.i` of one veth; no privileges needed.
+    Userns,
+    /// Processes on loopback addresses 127.0.B.i, mDNS on `lo` (no privileges needed); joins
+    /// cannot complete there, since muster never hands out loopback join URLs.
     Loopback,
 }
 
@@ -98,7 +111,7 @@ impl Mode {
     pub fn resolve(self, euid: Option<u32>) -> Mode {
         match self {
             Mode::Auto if euid == Some(0) => Mode::Netns,
-            Mode::Auto => Mode::Loopback,
+            Mode::Auto => Mode::Userns,
             other => other,
         }
     }
@@ -108,6 +121,7 @@ impl Mode {
         match self {
             Mode::Auto => "auto",
             Mode::Netns => "netns",
+            Mode::Userns => "userns",
             Mode::Loopback => "loopback",
         }
     }
@@ -122,6 +136,25 @@ impl DemoArgs {
     pub fn effective_timeout(&self) -> Duration {
         self.timeout
             .unwrap_or_else(|| TIMEOUT_BASE + self.latency.per_node() * u32::from(self.nodes))
+    }
+
+    /// The flags that reproduce these arguments with another `--mode` (for the re-execution
+    /// inside a user namespace).
+    pub fn to_args(&self, mode: Mode) -> Vec<String> {
+        let mut out = vec!["--nodes".to_owned(), self.nodes.to_string()];
+        if self.json {
+            out.push("--json".to_owned());
+        }
+        if self.keep {
+            out.push("--keep".to_owned());
+        }
+        out.push("--latency".to_owned());
+        out.push(self.latency.env_value().to_owned());
+        out.push("--timeout".to_owned());
+        out.push(format!("{}ms", self.effective_timeout().as_millis()));
+        out.push("--mode".to_owned());
+        out.push(mode.as_str().to_owned());
+        out
     }
 }
 
@@ -197,6 +230,18 @@ mod tests {
     }
 
     #[test]
+    fn arguments_round_trip_with_another_mode() {
+        let a = parse(&["--nodes", "4", "--json", "--keep", "--latency", "zero"]).expect("valid");
+        let again: Vec<String> = a.to_args(Mode::Userns);
+        let refs: Vec<&str> = again.iter().map(String::as_str).collect();
+        let b = parse(&refs).expect("re-parses");
+        assert_eq!((b.nodes, b.json, b.keep), (4, true, true));
+        assert_eq!(b.latency, Latency::Zero);
+        assert_eq!(b.mode, Mode::Userns);
+        assert_eq!(b.effective_timeout(), a.effective_timeout());
+    }
+
+    #[test]
     fn default_timeout_grows_with_nodes_and_latency() {
         let mut a = parse(&["--nodes", "5", "--latency", "realistic"]).expect("valid");
         assert_eq!(a.effective_timeout(), Duration::from_secs(150 + 5 * 90));
@@ -207,8 +252,9 @@ mod tests {
     #[test]
     fn auto_mode_follows_the_uid() {
         assert_eq!(Mode::Auto.resolve(Some(0)), Mode::Netns);
-        assert_eq!(Mode::Auto.resolve(Some(1000)), Mode::Loopback);
-        assert_eq!(Mode::Auto.resolve(None), Mode::Loopback);
+        assert_eq!(Mode::Auto.resolve(Some(1000)), Mode::Userns);
+        assert_eq!(Mode::Auto.resolve(None), Mode::Userns);
+        assert_eq!(Mode::Loopback.resolve(Some(0)), Mode::Loopback);
         assert_eq!(Mode::Netns.resolve(Some(1000)), Mode::Netns);
     }
 

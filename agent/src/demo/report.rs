@@ -54,7 +54,13 @@ impl Outcome {
 /// The `--json` document: `{"formed", "entry_point", "elapsed_ms", "nodes": [{"name",
 /// "role", "joined", "verified", "entry_point", "ha", …}], …}`. A node that never answered
 /// has role `null`.
-pub fn document(outcome: &Outcome, mode: Mode, latency: Latency, timeout: Duration) -> Value {
+pub fn document(
+    outcome: &Outcome,
+    cluster: &str,
+    mode: Mode,
+    latency: Latency,
+    timeout: Duration,
+) -> Value {
     let nodes: Vec<Value> = outcome
         .observed
         .iter()
@@ -94,6 +100,7 @@ pub fn document(outcome: &Outcome, mode: Mode, latency: Latency, timeout: Durati
         "interrupted": outcome.end == End::Interrupted,
         "timeout_ms": u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         "missing": p.missing(),
+        "cluster": cluster,
         "mode": mode.as_str(),
         "latency": latency.env_value(),
         "nodes": nodes,
@@ -161,7 +168,10 @@ pub fn keep_text(cluster: &DemoCluster) -> String {
             Some(ns) => format!("sudo ip netns exec {ns} "),
             None => String::new(),
         };
-        let _ = writeln!(out, "  {prefix}{exe} members --addr {}:{AGENT_PORT}", h.ip);
+        // The private namespace of user-namespace mode cannot be entered by address.
+        if cluster.mode() != Mode::Userns {
+            let _ = writeln!(out, "  {prefix}{exe} members --addr {}:{AGENT_PORT}", h.ip);
+        }
         let _ = writeln!(out, "  {prefix}{} status", h.microk8s().display());
         let _ = writeln!(
             out,
@@ -224,12 +234,19 @@ mod tests {
                 Some(snap(Role::Worker, "h1")),
             ],
         );
-        let doc = document(&o, Mode::Netns, Latency::Fast, Duration::from_secs(60));
+        let doc = document(
+            &o,
+            "demo-x",
+            Mode::Netns,
+            Latency::Fast,
+            Duration::from_secs(60),
+        );
         assert_eq!(doc["formed"], true);
         assert_eq!(doc["entry_point"], "h1");
         assert_eq!(doc["elapsed_ms"], 1234);
         assert_eq!(doc["discovered"], 2);
         assert_eq!(doc["mode"], "netns");
+        assert_eq!(doc["cluster"], "demo-x");
         let nodes = doc["nodes"].as_array().expect("nodes");
         assert_eq!(nodes.len(), 2);
         assert_eq!(nodes[0]["role"], "entry-point");
@@ -245,7 +262,13 @@ mod tests {
     fn document_of_a_cluster_that_did_not_form() {
         let o = outcome(End::TimedOut, vec![Some(snap(Role::Unclustered, "")), None]);
         assert_eq!(o.focus(), Some("h1"));
-        let doc = document(&o, Mode::Loopback, Latency::Zero, Duration::from_secs(20));
+        let doc = document(
+            &o,
+            "demo-x",
+            Mode::Loopback,
+            Latency::Zero,
+            Duration::from_secs(20),
+        );
         assert_eq!(doc["formed"], false);
         assert_eq!(doc["entry_point"], Value::Null);
         assert_eq!(doc["nodes"][0]["entry_point"], Value::Null);

@@ -37,6 +37,7 @@ const LOSS_TABLE: &str = "muster_loss";
 pub struct LabBuilder {
     hosts: usize,
     ipv6: bool,
+    default_route: bool,
 }
 
 impl LabBuilder {
@@ -51,6 +52,14 @@ impl LabBuilder {
     /// mDNS client crashes without IPv6.
     pub fn ipv6(mut self, enabled: bool) -> Self {
         self.ipv6 = enabled;
+        self
+    }
+
+    /// Whether hosts get a default route (`default via 198.18.B.254 dev eth0`), as real
+    /// machines have and microk8s requires. Off by default. No host answers for `.254` (in a
+    /// lab of 254 hosts, `h254` does and drops the packets), so nothing leaves the bridge.
+    pub fn default_route(mut self, enabled: bool) -> Self {
+        self.default_route = enabled;
         self
     }
 
@@ -103,7 +112,7 @@ impl LabBuilder {
             ip(&["link", "set", &bridge, "up"])?;
         }
         for index in 1..=self.hosts {
-            lab.add_host(index, self.ipv6)?;
+            lab.add_host(index, self.ipv6, self.default_route)?;
         }
         Ok(lab)
     }
@@ -127,15 +136,16 @@ impl Lab {
         Self::builder().hosts(hosts).build()
     }
 
-    /// Options for a lab (3 hosts, IPv6 on, unless changed).
+    /// Options for a lab (3 hosts, IPv6 on, no default route, unless changed).
     pub fn builder() -> LabBuilder {
         LabBuilder {
             hosts: 3,
             ipv6: true,
+            default_route: false,
         }
     }
 
-    fn add_host(&mut self, index: usize, ipv6: bool) -> Result<()> {
+    fn add_host(&mut self, index: usize, ipv6: bool, default_route: bool) -> Result<()> {
         let name = format!("h{index}");
         let netns = names::netns_name(&self.tag, &name);
         let veth = names::next_link_name(LinkKind::Veth);
@@ -170,6 +180,12 @@ impl Lab {
         ip(&["-n", &netns, "link", "set", "lo", "up"])?;
         ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
         ip(&["-n", &netns, "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
+        if default_route {
+            let gateway = Ipv4Addr::new(a, b, c, 254).to_string();
+            ip(&[
+                "-n", &netns, "route", "add", "default", "via", &gateway, "dev", "eth0",
+            ])?;
+        }
         Ok(())
     }
 
