@@ -371,3 +371,69 @@ fn events_stream_follows_the_agent() {
         "{text}"
     );
 }
+
+#[test]
+fn systemd_readiness_status_and_watchdog_are_notified() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notify_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let config = dir.path().join("muster.toml");
+    std::fs::write(&config, "socket_group = \"\"\n").expect("config");
+    let mut child = Command::new(BIN)
+        .arg("agent")
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0", "--node-name", "notified"])
+        .arg("--cluster")
+        .arg(format!("notify-{}", std::process::id()))
+        .arg("--socket")
+        .arg(dir.path().join("m.sock"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("NOTIFY_SOCKET", &notify_path)
+        // systemd sets WATCHDOG_PID to the service's pid; without it any process may ping.
+        .env("WATCHDOG_USEC", "400000")
+        .env_remove("WATCHDOG_PID")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !(seen.iter().any(|m: &String| m.contains("READY=1"))
+        && seen.iter().any(|m| m.contains("WATCHDOG=1")))
+    {
+        match sock.recv(&mut buf) {
+            Ok(n) => seen.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(e) => {
+                let _ = child.kill();
+                panic!("no READY=1 and WATCHDOG=1 from the agent ({e}); got {seen:?}");
+            }
+        }
+    }
+    let ready = seen.iter().find(|m| m.contains("READY=1")).expect("ready");
+    assert!(
+        ready.contains("STATUS="),
+        "READY comes with a status line: {ready}"
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+    // STOPPING=1 is sent on the way out.
+    let mut stopping = false;
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    while let Ok(n) = sock.recv(&mut buf) {
+        stopping |= String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1");
+    }
+    assert!(stopping, "STOPPING=1 after SIGTERM; saw {seen:?}");
+}

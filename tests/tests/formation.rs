@@ -337,7 +337,10 @@ fn duplicate_hostname_is_refused_with_the_reason() {
         twin.agent.log_tail(30)
     );
     let twin_status = status(&twin).expect("twin status");
-    assert_ne!(twin_status["cluster_state"]["verified"], true, "{twin_status}");
+    assert_ne!(
+        twin_status["cluster_state"]["verified"], true,
+        "{twin_status}"
+    );
 }
 
 #[test]

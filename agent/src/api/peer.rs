@@ -1,10 +1,11 @@
-//! The agent-to-agent `Peer` service: identity pings and the membership protocol's
-//! `Exchange`, which hands each envelope to the mesh driver and returns its immediate answers.
+//! The agent-to-agent `Peer` service: identity pings, the membership protocol (`Stream`, served
+//! by [`crate::mesh::serve`], and the one-shot `Exchange`, which hands one envelope to the mesh
+//! driver and returns its immediate answers) and the formation calls of the workflow.
 
 use muster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::mesh::{DeliverError, MeshHandle};
+use crate::mesh::{DeliverError, MeshHandle, serve};
 use crate::workflow::WorkflowHandle;
 
 /// Serves other agents.
@@ -62,6 +63,19 @@ impl pb::peer_server::Peer for PeerService {
             }
             Err(e) => Err(Status::unavailable(e.to_string())),
         }
+    }
+
+    type StreamStream = serve::Answers;
+
+    async fn stream(
+        &self,
+        request: Request<tonic::Streaming<pb::Envelope>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        Ok(Response::new(serve::serve(
+            self.mesh.clone(),
+            self.node_id.clone(),
+            request.into_inner(),
+        )))
     }
 
     async fn claim(

@@ -173,7 +173,11 @@ pub fn status_text(s: &pb::StatusResponse) -> String {
         vec!["entry point:".to_owned(), or_dash(&c.entry_point)],
         vec![
             "joined:".to_owned(),
-            if c.verified { "verified".to_owned() } else { "not verified".to_owned() },
+            if c.verified {
+                "verified".to_owned()
+            } else {
+                "not verified".to_owned()
+            },
         ],
         vec![
             "microk8s:".to_owned(),

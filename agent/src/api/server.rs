@@ -118,7 +118,7 @@ impl pb::agent_server::Agent for AgentService {
         let done = self.workflow.leave().await;
         self.leave.cancel();
         Ok(Response::new(pb::LeaveResponse {
-            message: format!("{done}; the agent announces `left` to its peers and stops"),
+            message: format!("leaving: {done}; the agent announces `left` to its peers and stops"),
         }))
     }
 

@@ -1,7 +1,7 @@
 //! The mesh driver: one task that owns the [`Membership`] state machine and carries out its
-//! outputs. It feeds the core with messages from the `Peer` service, replies to its own sends,
-//! mDNS discoveries and timer ticks, sends the core's messages over gRPC, logs member changes
-//! to the journal and publishes the member list for the API.
+//! outputs. It feeds the core with messages from the `Peer` service, answers arriving on its
+//! own streams, mDNS discoveries and timer ticks, sends the core's messages through the
+//! [`Transport`], logs member changes to the journal and publishes the member list for the API.
 //!
 //! The core's time is `Instant::now() - start`; its randomness is seeded here, once.
 
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::codec;
-use super::transport::{self, SendOutcome, Transport};
+use super::transport::{SendError, SendOutcome, Transport, TransportEvent};
 use crate::api::Snapshot;
 use crate::discovery::DiscoveryEvent;
 use crate::events::EventBus;
@@ -33,7 +33,7 @@ const DELIVER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the rest of the agent can ask of the mesh.
 #[derive(Debug)]
-enum Command {
+pub(crate) enum Command {
     /// An envelope from the `Peer` service; the reply gets the immediate answers.
     Deliver {
         envelope: pb::Envelope,
@@ -41,8 +41,6 @@ enum Command {
     },
     /// A discovery hint.
     Discovery(DiscoveryEvent),
-    /// The result of one of our own sends.
-    Sent { to: String, outcome: SendOutcome },
     /// New free-form metadata fields for this node (role, microk8s state, …).
     SetFields(BTreeMap<String, String>),
 }
@@ -71,6 +69,7 @@ pub enum DeliverError {
 pub struct MeshHandle {
     tx: mpsc::Sender<Command>,
     cluster: String,
+    stopped: CancellationToken,
 }
 
 impl MeshHandle {
@@ -94,6 +93,11 @@ impl MeshHandle {
         }
     }
 
+    /// Resolves once the driver has stopped.
+    pub async fn stopped(&self) {
+        self.stopped.cancelled().await;
+    }
+
     /// Passes a discovery event to the core.
     pub async fn discovered(&self, event: DiscoveryEvent) {
         // A stopped mesh has no use for hints.
@@ -104,6 +108,22 @@ impl MeshHandle {
     pub async fn set_fields(&self, fields: BTreeMap<String, String>) {
         let _ = self.tx.send(Command::SetFields(fields)).await;
     }
+}
+
+/// A handle whose driver is the test: it receives the commands, and cancelling the token
+/// stands for the driver stopping.
+#[cfg(test)]
+pub(crate) fn test_handle(
+    cluster: &str,
+) -> (MeshHandle, mpsc::Receiver<Command>, CancellationToken) {
+    let (tx, rx) = mpsc::channel(16);
+    let stopped = CancellationToken::new();
+    let handle = MeshHandle {
+        tx,
+        cluster: cluster.to_owned(),
+        stopped: stopped.clone(),
+    };
+    (handle, rx, stopped)
 }
 
 /// Everything the driver needs to start.
@@ -137,22 +157,25 @@ pub fn spawn(
     let core = Membership::new(setup.config, setup.local, seed, Duration::ZERO)?
         .with_incarnation(incarnation);
     let (tx, rx) = mpsc::channel(1024);
+    let (events_tx, transport_rx) = mpsc::channel(1024);
+    let stopped = CancellationToken::new();
     let handle = MeshHandle {
-        tx: tx.clone(),
+        tx,
         cluster: setup.cluster.clone(),
+        stopped: stopped.clone(),
     };
+    let send_timeout = probe_timeout.max(Duration::from_millis(100)) * 3;
     let driver = Driver {
         core,
         start,
         cluster: setup.cluster,
         rx,
-        tx,
-        transport: Transport::default(),
-        send_timeout: probe_timeout.max(Duration::from_millis(100)) * 3,
+        transport_rx,
+        transport: Transport::new(events_tx, send_timeout, tracker.clone()),
+        stopped,
         snapshot,
         events,
         rejected_logged: HashMap::new(),
-        tracker: tracker.clone(),
     };
     driver.publish();
     tracker.spawn(driver.run(stop));
@@ -172,13 +195,13 @@ struct Driver {
     start: Instant,
     cluster: String,
     rx: mpsc::Receiver<Command>,
-    tx: mpsc::Sender<Command>,
+    transport_rx: mpsc::Receiver<TransportEvent>,
     transport: Transport,
-    send_timeout: Duration,
+    /// Cancelled when the driver returns, so that served streams end with it.
+    stopped: CancellationToken,
     snapshot: Arc<watch::Sender<Snapshot>>,
     events: EventBus,
     rejected_logged: HashMap<String, Instant>,
-    tracker: TaskTracker,
 }
 
 impl Driver {
@@ -187,6 +210,7 @@ impl Driver {
     }
 
     async fn run(mut self, stop: CancellationToken) {
+        let _stopped = self.stopped.clone().drop_guard();
         let mut leaving = false;
         loop {
             let deadline = self.core.next_deadline();
@@ -207,6 +231,7 @@ impl Driver {
                     Some(cmd) => reply = self.on_command(cmd),
                     None => return,
                 },
+                Some(ev) = self.transport_rx.recv() => self.on_transport(ev),
                 _ = sleep => {
                     let now = self.now();
                     self.core.tick(now);
@@ -250,26 +275,6 @@ impl Driver {
             Command::Discovery(DiscoveryEvent::Gone { node_id }) => {
                 self.core.handle(now, Input::Gone { id: node_id });
             }
-            Command::Sent { to, outcome } => match outcome {
-                SendOutcome::Delivered(envelopes) => {
-                    for env in envelopes {
-                        if env.cluster != self.cluster {
-                            self.log_rejected(&env.from, "reply from another cluster");
-                            continue;
-                        }
-                        let from = env.from.clone();
-                        match codec::decode(env) {
-                            Ok(msg) => self.core.handle(now, Input::Message(msg)),
-                            Err(e) => self.log_rejected(&from, &e.to_string()),
-                        }
-                    }
-                }
-                SendOutcome::FailedFast(why) => {
-                    log::debug!("send to {to} failed at once: {why}");
-                    self.core.handle(now, Input::SendFailed { to });
-                }
-                SendOutcome::Failed(why) => log::debug!("send to {to} failed: {why}"),
-            },
             Command::SetFields(fields) => {
                 // Merge: each subsystem owns its own keys (the GPU models stay).
                 let mut meta = (*self.core.local().meta).clone();
@@ -284,6 +289,35 @@ impl Driver {
             }
         }
         None
+    }
+
+    /// Feeds what our own streams brought back to the core.
+    fn on_transport(&mut self, ev: TransportEvent) {
+        let now = self.now();
+        match ev {
+            TransportEvent::Received(env) => {
+                if env.cluster != self.cluster {
+                    self.log_rejected(&env.from, "reply from another cluster");
+                    return;
+                }
+                let from = env.from.clone();
+                match codec::decode(env) {
+                    Ok(msg) => self.core.handle(now, Input::Message(msg)),
+                    Err(e) => self.log_rejected(&from, &e.to_string()),
+                }
+            }
+            TransportEvent::Failed {
+                to,
+                outcome: SendOutcome::FailedFast(why),
+            } => {
+                log::debug!("send to {to} failed at once: {why}");
+                self.core.handle(now, Input::SendFailed { to });
+            }
+            TransportEvent::Failed {
+                to,
+                outcome: SendOutcome::Failed(why),
+            } => log::debug!("send to {to} failed: {why}"),
+        }
     }
 
     /// Carries out the core's outputs. Messages for the peer that is waiting on a delivery go
@@ -317,19 +351,12 @@ impl Driver {
     }
 
     fn send(&mut self, to: String, addr: &str, envelope: pb::Envelope) {
-        let client = match self.transport.client(addr, self.send_timeout) {
-            Ok(c) => c,
-            Err(e) => {
-                self.log_rejected(&to, &e);
-                return;
-            }
-        };
-        let tx = self.tx.clone();
-        self.tracker.spawn(async move {
-            let outcome = transport::send(client, envelope).await;
-            // The driver may have stopped; then nobody needs the outcome.
-            let _ = tx.send(Command::Sent { to, outcome }).await;
-        });
+        match self.transport.send(to.clone(), addr, envelope) {
+            Ok(()) => {}
+            Err(e @ SendError::BadAddress { .. }) => self.log_rejected(&to, &e.to_string()),
+            // A stuck stream loses messages like a lossy network; the core copes.
+            Err(e @ SendError::QueueFull(_)) => log::debug!("{e}"),
+        }
     }
 
     fn log_event(&mut self, ev: &MemberEvent) {

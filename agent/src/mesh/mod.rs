@@ -1,8 +1,11 @@
 //! The gossip mesh at runtime: the driver task around the pure [`crate::membership`] core,
-//! the gRPC transport between agents, and the protobuf codec of the protocol's messages.
+//! the gRPC streams between agents (both ends), and the protobuf codec of the protocol's
+//! messages.
 
 pub mod codec;
 pub mod driver;
+pub mod header;
+pub mod serve;
 pub mod transport;
 
 pub use driver::{DeliverError, MeshHandle, MeshSetup, spawn};

@@ -1,79 +1,320 @@
-//! Sending membership messages to peers over gRPC: one lazily connected HTTP/2 channel per
-//! peer address, each message one `Peer.Exchange` call whose reply carries the receiver's
-//! immediate answers. Failures come back classified, so the core can tell "refused at once"
-//! (a strong hint) from "no answer" (only a timeout says that).
+//! Sending membership messages to peers: one long-lived `Peer.Stream` per peer address, opened
+//! lazily by the first message for that address and reopened by the next message after it
+//! broke (a peer restart). Each message is one HTTP/2 DATA frame; what the peer answers on the
+//! stream comes back as [`TransportEvent::Received`]. A connection that is refused or reset
+//! comes back as [`SendOutcome::FailedFast`] (the core may probe indirectly at once); a message
+//! that gets no answer is simply lost (only the core's timeout says that).
+//!
+//! Per-peer queues are bounded and [`Transport::send`] never waits: a full queue drops the
+//! message. The server side of the stream lives in [`super::serve`].
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use muster_proto::v1 as pb;
 use pb::peer_client::PeerClient;
-use tonic::transport::{Channel, Endpoint};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::task::TaskTracker;
+use tonic::transport::Endpoint;
 
-/// How a send ended.
+use super::header::{Compressor, Expander};
+
+/// Messages one peer's queue holds (both before the stream and inside it) before dropping.
+pub const PEER_QUEUE: usize = 64;
+
+/// How a send failed.
 #[derive(Debug)]
 pub enum SendOutcome {
-    /// Delivered; these envelopes are the receiver's immediate answers.
-    Delivered(Vec<pb::Envelope>),
-    /// Refused or unreachable at once: nothing listens there (process dead, host down with
-    /// an ICMP answer). The core may probe indirectly at once.
+    /// Refused or reset at once: nothing listens there (process dead, host down with an ICMP
+    /// answer). The core may probe indirectly at once.
     FailedFast(String),
-    /// No answer in time, or the receiver refused the message.
+    /// No answer in time, or the receiver refused the stream.
     Failed(String),
 }
 
-/// Channels to peers, keyed by `IP:PORT`. Owned by the mesh driver task.
-#[derive(Debug, Default)]
+/// What the per-peer streams report to the driver.
+#[derive(Debug)]
+pub enum TransportEvent {
+    /// A peer sent this on one of our streams (its header already filled in).
+    Received(pb::Envelope),
+    /// Sending to member `to` failed.
+    Failed {
+        /// The member the failed message was for.
+        to: String,
+        /// How it failed.
+        outcome: SendOutcome,
+    },
+}
+
+/// Why [`Transport::send`] did not queue a message.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The address cannot be turned into an endpoint.
+    #[error("bad peer address {addr:?}: {why}")]
+    BadAddress {
+        /// The address.
+        addr: String,
+        /// What was wrong.
+        why: String,
+    },
+    /// The peer's queue is full (its stream is slow or stuck); the message is dropped.
+    #[error("the queue to {0} is full; message dropped")]
+    QueueFull(String),
+}
+
+struct Outgoing {
+    to: String,
+    envelope: pb::Envelope,
+}
+
+/// Streams to peers, keyed by `IP:PORT`. Owned by the mesh driver task; the stream tasks run
+/// on its task tracker and end once the transport forgets them or is dropped.
+#[derive(Debug)]
 pub struct Transport {
-    channels: HashMap<String, PeerClient<Channel>>,
+    peers: HashMap<String, mpsc::Sender<Outgoing>>,
+    events: mpsc::Sender<TransportEvent>,
+    timeout: Duration,
+    queue: usize,
+    tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing").field("to", &self.to).finish()
+    }
 }
 
 impl Transport {
-    /// A client for `addr`, created (not yet connected) on first use.
-    pub fn client(&mut self, addr: &str, timeout: Duration) -> Result<PeerClient<Channel>, String> {
-        if let Some(c) = self.channels.get(addr) {
-            return Ok(c.clone());
+    /// A transport reporting to `events`; `timeout` bounds connecting and opening a stream.
+    pub fn new(
+        events: mpsc::Sender<TransportEvent>,
+        timeout: Duration,
+        tracker: TaskTracker,
+    ) -> Self {
+        Transport {
+            peers: HashMap::new(),
+            events,
+            timeout,
+            queue: PEER_QUEUE,
+            tracker,
+        }
+    }
+
+    /// Queues `envelope` for member `to` at `addr`, opening the stream on first use.
+    pub fn send(
+        &mut self,
+        to: String,
+        addr: &str,
+        envelope: pb::Envelope,
+    ) -> Result<(), SendError> {
+        let mut msg = Outgoing { to, envelope };
+        if let Some(tx) = self.peers.get(addr) {
+            match tx.try_send(msg) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(_)) => return Err(SendError::QueueFull(addr.to_owned())),
+                // The stream task is gone (it only ends when forgotten, so this is a
+                // leftover): start a new one.
+                Err(TrySendError::Closed(m)) => msg = m,
+            }
         }
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| format!("bad peer address {addr:?}: {e}"))?
-            .connect_timeout(timeout)
-            .timeout(timeout)
+            .map_err(|e| SendError::BadAddress {
+                addr: addr.to_owned(),
+                why: e.to_string(),
+            })?
+            .connect_timeout(self.timeout)
             .tcp_nodelay(true);
-        let client = PeerClient::new(endpoint.connect_lazy());
-        self.channels.insert(addr.to_owned(), client.clone());
-        Ok(client)
+        let (tx, rx) = mpsc::channel(self.queue);
+        // A fresh channel has room.
+        let _ = tx.try_send(msg);
+        let peer = PeerTask {
+            endpoint,
+            rx,
+            events: self.events.clone(),
+            timeout: self.timeout,
+            queue: self.queue,
+        };
+        self.tracker.spawn(peer.run());
+        self.peers.insert(addr.to_owned(), tx);
+        Ok(())
     }
 
-    /// Forgets the channel to `addr` (a member that is gone for good).
+    /// Closes the stream to `addr` (a member that is gone).
     pub fn forget(&mut self, addr: &str) {
-        self.channels.remove(addr);
+        self.peers.remove(addr);
     }
 
-    /// How many peers have a channel.
+    /// How many peers have a stream task.
     pub fn len(&self) -> usize {
-        self.channels.len()
+        self.peers.len()
     }
 
-    /// True when no channel exists.
+    /// True when no stream task exists.
     pub fn is_empty(&self) -> bool {
-        self.channels.is_empty()
+        self.peers.is_empty()
     }
 }
 
-/// Sends one envelope and classifies the result.
-pub async fn send(mut client: PeerClient<Channel>, envelope: pb::Envelope) -> SendOutcome {
-    match client.exchange(envelope).await {
-        Ok(resp) => SendOutcome::Delivered(resp.into_inner().envelopes),
-        Err(status) => {
-            let refused = status.code() == tonic::Code::Unavailable && is_refused(&status);
-            let text = format!("{}: {}", code_name(status.code()), status.message());
-            if refused {
-                SendOutcome::FailedFast(text)
-            } else {
-                SendOutcome::Failed(text)
+/// How one connection to a peer ended.
+enum SessionEnd {
+    /// The transport forgot the peer: stop.
+    Forgotten,
+    /// The stream broke or could not open: reconnect on the next message.
+    Broken,
+}
+
+/// One peer's stream, across reconnects.
+struct PeerTask {
+    endpoint: Endpoint,
+    rx: mpsc::Receiver<Outgoing>,
+    events: mpsc::Sender<TransportEvent>,
+    timeout: Duration,
+    queue: usize,
+}
+
+impl PeerTask {
+    async fn run(mut self) {
+        loop {
+            // Lazy: connect only when there is something to say.
+            let Some(first) = self.rx.recv().await else {
+                return;
+            };
+            match self.session(first).await {
+                SessionEnd::Forgotten => return,
+                SessionEnd::Broken => {}
             }
         }
     }
+
+    async fn fail(&self, to: String, outcome: SendOutcome) -> bool {
+        self.events
+            .send(TransportEvent::Failed { to, outcome })
+            .await
+            .is_ok()
+    }
+
+    /// Reports the failure for `first` and for everything queued behind it (once per
+    /// member), so that a dead peer costs one connection attempt per burst, not per message.
+    async fn fail_queued(&mut self, first: String, why: impl Fn() -> SendOutcome) {
+        let mut seen = vec![first];
+        while let Ok(m) = self.rx.try_recv() {
+            if !seen.contains(&m.to) {
+                seen.push(m.to);
+            }
+        }
+        for to in seen {
+            if !self.fail(to, why()).await {
+                return;
+            }
+        }
+    }
+
+    async fn session(&mut self, first: Outgoing) -> SessionEnd {
+        let channel = match tokio::time::timeout(self.timeout, self.endpoint.connect()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                let fast = is_refused(&e);
+                let text = format!("connect: {e}");
+                self.fail_queued(first.to, || outcome(fast, text.clone()))
+                    .await;
+                return SessionEnd::Broken;
+            }
+            Err(_) => {
+                self.fail_queued(first.to, || SendOutcome::Failed("connect timed out".into()))
+                    .await;
+                return SessionEnd::Broken;
+            }
+        };
+        let mut expander = Expander::new(&first.envelope.from);
+        let mut compressor = Compressor::default();
+        let (stx, srx) = mpsc::channel(self.queue);
+        let mut last_to = first.to;
+        let _ = stx.try_send(compressor.compress(first.envelope));
+        let mut client = PeerClient::new(channel);
+        let opened = tokio::time::timeout(self.timeout, client.stream(ReceiverStream::new(srx)));
+        let mut inbound = match opened.await {
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) => {
+                let (fast, text) = classify(&status);
+                self.fail_queued(last_to, || outcome(fast, text.clone()))
+                    .await;
+                return SessionEnd::Broken;
+            }
+            Err(_) => {
+                self.fail_queued(last_to, || {
+                    SendOutcome::Failed("stream open timed out".into())
+                })
+                .await;
+                return SessionEnd::Broken;
+            }
+        };
+        loop {
+            tokio::select! {
+                m = self.rx.recv() => match m {
+                    Some(m) => {
+                        last_to = m.to;
+                        if let Err(TrySendError::Full(_)) = stx.try_send(compressor.compress(m.envelope)) {
+                            log::debug!("stream to {last_to} is stuck; message dropped");
+                        }
+                    }
+                    None => {
+                        // Close our half and give the peer a moment to see the last messages
+                        // (a `left`) and close its half.
+                        drop(stx);
+                        let drain = async { while inbound.next().await.is_some() {} };
+                        let _ = tokio::time::timeout(self.timeout, drain).await;
+                        return SessionEnd::Forgotten;
+                    }
+                },
+                r = inbound.next() => match r {
+                    Some(Ok(mut env)) => {
+                        if let Err(e) = expander.expand(&mut env) {
+                            log::debug!("reply from {last_to} dropped: {e}");
+                            continue;
+                        }
+                        compressor.set_peer(&env.from);
+                        if self.events.send(TransportEvent::Received(env)).await.is_err() {
+                            return SessionEnd::Forgotten;
+                        }
+                    }
+                    // The peer ended the stream (it is stopping): reconnect when needed.
+                    None => return SessionEnd::Broken,
+                    Some(Err(status)) => {
+                        let (fast, text) = classify(&status);
+                        if !self.fail(last_to, outcome(fast, text)).await {
+                            return SessionEnd::Forgotten;
+                        }
+                        return SessionEnd::Broken;
+                    }
+                },
+            }
+        }
+    }
+}
+
+fn outcome(fast: bool, text: String) -> SendOutcome {
+    if fast {
+        SendOutcome::FailedFast(text)
+    } else {
+        SendOutcome::Failed(text)
+    }
+}
+
+/// (refused at once?, text) of a failed call.
+fn classify(status: &tonic::Status) -> (bool, String) {
+    let fast = match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal => {
+            is_refused(status) || message_says_refused(status.message())
+        }
+        _ => false,
+    };
+    (
+        fast,
+        format!("{}: {}", code_name(status.code()), status.message()),
+    )
 }
 
 fn code_name(code: tonic::Code) -> &'static str {
@@ -87,22 +328,32 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// True when the status stems from a connection that was refused or had no route.
-fn is_refused(status: &tonic::Status) -> bool {
-    use std::error::Error;
-    let mut source: Option<&(dyn Error + 'static)> = status.source();
+/// True when the error stems from a connection that was refused, reset or had no route.
+fn is_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             return matches!(
                 io.kind(),
                 std::io::ErrorKind::ConnectionRefused
                     | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
                     | std::io::ErrorKind::HostUnreachable
                     | std::io::ErrorKind::NetworkUnreachable
             );
         }
         source = e.source();
     }
-    let m = status.message().to_ascii_lowercase();
-    m.contains("connection refused") || m.contains("no route to host")
+    message_says_refused(&error.to_string())
 }
+
+fn message_says_refused(m: &str) -> bool {
+    let m = m.to_ascii_lowercase();
+    m.contains("connection refused")
+        || m.contains("no route to host")
+        || m.contains("connection reset")
+}
+
+#[cfg(test)]
+#[path = "transport_tests.rs"]
+mod tests;

@@ -826,18 +826,22 @@ impl Workflow {
         }
         let role = self.role_word();
         state.verified = self.is_entry()
-            || (matches!(
-                self.phase,
-                formation::Phase::Joined | formation::Phase::Idle
-            ) && entry.as_ref().is_some_and(|e| {
-                facts::verified_by_entry(
-                    e,
-                    &self.setup.node_name,
-                    Some(self.setup.advertise.ip()),
-                    M8sRole::Worker,
-                )
-                .is_ok()
-            }));
+            || (self.refusals.is_empty()
+                && self.local_view().is_some_and(|local| {
+                    entry
+                        .as_ref()
+                        .and_then(|e| self.views.iter().find(|v| v.id == e.id))
+                        .is_some_and(|e| formation::already_joined(&local, e))
+                })
+                && entry.as_ref().is_some_and(|e| {
+                    facts::verified_by_entry(
+                        e,
+                        &self.setup.node_name,
+                        Some(self.setup.advertise.ip()),
+                        M8sRole::Worker,
+                    )
+                    .is_ok()
+                }));
         self.snapshot.send_if_modified(|s| {
             let changed = s.role != role || s.cluster_state != state || s.warnings != warnings;
             if changed {

@@ -78,7 +78,8 @@ struct Figures {
 
 /// The first RFC 3339 timestamp on a log line (lines may carry a host prefix).
 fn log_time(line: &str) -> Option<SystemTime> {
-    line.split_whitespace().find_map(|w| humantime::parse_rfc3339(w).ok())
+    line.split_whitespace()
+        .find_map(|w| humantime::parse_rfc3339(w).ok())
 }
 
 fn measure(n: usize, latency: &str) -> Result<Figures, Box<dyn std::error::Error>> {

@@ -1,0 +1,82 @@
+//! The receiving end of a `Peer.Stream`: each envelope a peer sends is completed from the
+//! stream's header, handed to the mesh driver, and the driver's immediate answers for that
+//! peer go back on the same stream. The stream ends when the peer closes it, when the mesh
+//! stops (so the gRPC server's graceful shutdown never waits on a peer), or with
+//! PERMISSION_DENIED when an envelope names another cluster.
+
+use muster_proto::v1 as pb;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::Status;
+
+use super::driver::{DeliverError, MeshHandle};
+use super::header::{Compressor, Expander};
+use super::transport::PEER_QUEUE;
+
+/// The answers of a served stream.
+pub type Answers = ReceiverStream<Result<pb::Envelope, Status>>;
+
+/// Serves one incoming stream received by node `local_id`: starts a task that feeds `inbound`
+/// to `mesh` and returns the stream of answers.
+pub fn serve<S>(mesh: MeshHandle, local_id: String, inbound: S) -> Answers
+where
+    S: Stream<Item = Result<pb::Envelope, Status>> + Send + Unpin + 'static,
+{
+    let (tx, rx) = mpsc::channel(PEER_QUEUE);
+    tokio::spawn(run(mesh, local_id, inbound, tx));
+    ReceiverStream::new(rx)
+}
+
+async fn run<S>(
+    mesh: MeshHandle,
+    local_id: String,
+    mut inbound: S,
+    tx: mpsc::Sender<Result<pb::Envelope, Status>>,
+) where
+    S: Stream<Item = Result<pb::Envelope, Status>> + Send + Unpin + 'static,
+{
+    let mut expander = Expander::new(&local_id);
+    let mut compressor = Compressor::default();
+    loop {
+        let next = tokio::select! {
+            next = inbound.next() => next,
+            _ = mesh.stopped() => return,
+            _ = tx.closed() => return,
+        };
+        let mut env = match next {
+            Some(Ok(env)) => env,
+            // The peer closed its half or the connection broke.
+            Some(Err(_)) | None => return,
+        };
+        if let Err(e) = expander.expand(&mut env) {
+            let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+            return;
+        }
+        compressor.set_peer(&env.from);
+        let answers = match mesh.deliver(env).await {
+            Ok(answers) => answers,
+            Err(e @ DeliverError::WrongCluster { .. }) => {
+                let _ = tx.send(Err(Status::permission_denied(e.to_string()))).await;
+                return;
+            }
+            Err(DeliverError::Busy) => continue,
+            Err(e @ DeliverError::NotRunning) => {
+                let _ = tx.send(Err(Status::unavailable(e.to_string()))).await;
+                return;
+            }
+        };
+        for answer in answers {
+            match tx.try_send(Ok(compressor.compress(answer))) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => log::debug!("answer stream stuck; answer dropped"),
+                Err(TrySendError::Closed(_)) => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "serve_tests.rs"]
+mod tests;

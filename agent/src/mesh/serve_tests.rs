@@ -1,0 +1,111 @@
+//! Tests of the served stream against a stand-in driver.
+
+use super::*;
+use crate::mesh::driver::{Command, test_handle};
+
+fn ping(from: &str, target: &str, seq: u64) -> pb::Envelope {
+    pb::Envelope {
+        cluster: "lab".into(),
+        from: from.into(),
+        from_addr: "198.18.0.1:7440".into(),
+        payload: Some(pb::envelope::Payload::Ping(pb::SwimPing {
+            seq,
+            target: target.into(),
+            updates: vec![],
+        })),
+    }
+}
+
+fn ack(from: &str, seq: u64) -> pb::Envelope {
+    pb::Envelope {
+        cluster: "lab".into(),
+        from: from.into(),
+        from_addr: "198.18.0.2:7440".into(),
+        payload: Some(pb::envelope::Payload::Ack(pb::SwimAck {
+            seq,
+            updates: vec![],
+            view_checksum: 0,
+        })),
+    }
+}
+
+#[tokio::test]
+async fn answers_go_back_on_the_stream_compressed() {
+    let (handle, mut driver, _stop) = test_handle("lab");
+    let (in_tx, in_rx) = mpsc::channel(8);
+    let mut answers = serve(handle, "b".into(), ReceiverStream::new(in_rx));
+    // The stand-in driver acks every ping with the sequence number it got.
+    tokio::spawn(async move {
+        while let Some(Command::Deliver { envelope, reply }) = driver.recv().await {
+            let Some(pb::envelope::Payload::Ping(p)) = envelope.payload else {
+                continue;
+            };
+            assert_eq!(p.target, "b", "empty targets mean the receiver");
+            assert_eq!(envelope.from, "a", "the header is inherited");
+            let _ = reply.send(vec![ack("b", p.seq)]);
+        }
+    });
+    in_tx.send(Ok(ping("a", "b", 1))).await.expect("open");
+    let mut second = ping("a", "", 2);
+    second.cluster.clear();
+    second.from.clear();
+    second.from_addr.clear();
+    in_tx.send(Ok(second)).await.expect("open");
+    let first = answers.next().await.expect("answer").expect("ok");
+    assert_eq!(first, ack("b", 1));
+    let next = answers.next().await.expect("answer").expect("ok");
+    assert!(
+        next.from.is_empty() && next.cluster.is_empty(),
+        "header sent once"
+    );
+    assert!(matches!(next.payload, Some(pb::envelope::Payload::Ack(a)) if a.seq == 2));
+    drop(in_tx);
+    assert!(answers.next().await.is_none(), "ends when the peer closes");
+}
+
+#[tokio::test]
+async fn other_clusters_are_refused() {
+    let (handle, _driver, _stop) = test_handle("lab");
+    let (in_tx, in_rx) = mpsc::channel(8);
+    let mut answers = serve(handle, "b".into(), ReceiverStream::new(in_rx));
+    let mut foreign = ping("a", "b", 1);
+    foreign.cluster = "other".into();
+    in_tx.send(Ok(foreign)).await.expect("open");
+    let status = answers
+        .next()
+        .await
+        .expect("an answer")
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(answers.next().await.is_none());
+}
+
+#[tokio::test]
+async fn a_stream_without_header_is_refused() {
+    let (handle, _driver, _stop) = test_handle("lab");
+    let (in_tx, in_rx) = mpsc::channel(8);
+    let mut answers = serve(handle, "b".into(), ReceiverStream::new(in_rx));
+    let mut bare = ping("a", "b", 1);
+    bare.from.clear();
+    in_tx.send(Ok(bare)).await.expect("open");
+    let status = answers
+        .next()
+        .await
+        .expect("an answer")
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn streams_end_when_the_mesh_stops() {
+    let (handle, driver, stop) = test_handle("lab");
+    let (_in_tx, in_rx) = mpsc::channel::<Result<pb::Envelope, Status>>(8);
+    let mut answers = serve(handle, "b".into(), ReceiverStream::new(in_rx));
+    drop(driver);
+    stop.cancel();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(2), answers.next()).await;
+    assert!(
+        matches!(ended, Ok(None)),
+        "the served stream must end with the mesh"
+    );
+}
