@@ -382,7 +382,12 @@ fn systemd_readiness_status_and_watchdog_are_notified() {
         .expect("timeout");
     let config = dir.path().join("muster.toml");
     std::fs::write(&config, "socket_group = \"\"\n").expect("config");
-    let mut child = Command::new(BIN)
+    // As systemd does: WATCHDOG_PID names the service's own pid (the shell execs the agent,
+    // so `$$` is the agent's pid).
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
+        .arg(BIN)
         .arg("agent")
         .arg("--config")
         .arg(&config)
@@ -394,9 +399,7 @@ fn systemd_readiness_status_and_watchdog_are_notified() {
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .env("NOTIFY_SOCKET", &notify_path)
-        // systemd sets WATCHDOG_PID to the service's pid; without it any process may ping.
         .env("WATCHDOG_USEC", "400000")
-        .env_remove("WATCHDOG_PID")
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
