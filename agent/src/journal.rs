@@ -146,6 +146,8 @@ pub enum Event {
     RemoveFailed,
     /// This node runs `microk8s leave`.
     LeaveStarted,
+    /// A `WatchEvents` subscription started (sent to that subscriber only).
+    WatchStarted,
     /// A network message or record was rejected.
     MessageRejected,
 }
@@ -183,6 +185,7 @@ impl Event {
             Event::NodeRemoved => "node_removed",
             Event::RemoveFailed => "remove_failed",
             Event::LeaveStarted => "leave_started",
+            Event::WatchStarted => "watch_started",
             Event::MessageRejected => "message_rejected",
         }
     }

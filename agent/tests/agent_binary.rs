@@ -351,17 +351,24 @@ fn cli_without_agent_says_so_and_exits_1() {
 #[test]
 fn events_stream_follows_the_agent() {
     let agent = Agent::start(&[]);
-    let follower = Command::new(BIN)
+    use std::io::{BufRead, BufReader, Read};
+    let mut follower = Command::new(BIN)
         .args(["events", "--json", "--socket"])
         .arg(agent.socket())
         .stdout(Stdio::piped())
         .spawn()
         .expect("events");
-    // Give the stream a moment to subscribe, then cause an event.
-    std::thread::sleep(Duration::from_millis(500));
+    // The first line confirms the subscription; only then cause an event.
+    let mut stdout = BufReader::new(follower.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("first event");
+    let first: Value = serde_json::from_str(&first).expect("json line");
+    assert_eq!(first["event"], "watch_started", "{first}");
+    assert_eq!(first["node"], "test-node", "{first}");
     assert!(agent.cli(&["leave"]).status.success());
-    let out = follower.wait_with_output().expect("events output");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let mut text = String::new();
+    stdout.read_to_string(&mut text).expect("events output");
+    assert!(follower.wait().expect("events exits").success());
     let events: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))

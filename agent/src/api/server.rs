@@ -131,6 +131,26 @@ impl pb::agent_server::Agent for AgentService {
         let mut events = self.events.subscribe();
         let shutdown = self.shutdown.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
+        // The first message confirms the subscription, so a client knows from when on it
+        // sees every event.
+        let node = self
+            .snapshot
+            .borrow()
+            .local()
+            .map(|m| m.name)
+            .unwrap_or_default();
+        let _ = tx
+            .send(Ok(pb::Event {
+                unix_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0),
+                event: Event::WatchStarted.name().to_owned(),
+                message: format!("following the events of {node}"),
+                node,
+                fields: Default::default(),
+            }))
+            .await;
         // One forwarding task per subscriber; it ends when the client goes away or the agent
         // stops, so an open `muster events` never holds up the drain. A subscriber that lags
         // behind the backlog skips what it missed: `muster events` is a live view.
