@@ -226,64 +226,8 @@ fn run_muster(plan: &Plan) -> Result<Figures, BoxError> {
     })
     .map(|t| since(t0, t));
     eprintln!("muster: converged after {converge:?}");
-
-    std::thread::sleep(Duration::from_secs(3));
-    let b0 = bytes_sent(&lab, 0..n)?;
-    let s0 = Instant::now();
-    std::thread::sleep(plan.steady);
-    let b1 = bytes_sent(&lab, 0..n)?;
-    let bytes_per_node_sec = (b1 - b0) as f64 / n as f64 / s0.elapsed().as_secs_f64();
-    let rss: Vec<u64> = agents.iter().filter_map(|a| a.rss_kib().ok()).collect();
-
-    lossy(&lab, true)?;
-    std::thread::sleep(plan.loss);
-    lossy(&lab, false)?;
-    let false_deaths: usize = logs(&agents)
-        .iter()
-        .map(|(_, l)| {
-            l.lines()
-                .filter(|x| x.contains("event=member_dead"))
-                .count()
-        })
-        .sum();
-
-    let victim = lab.hosts()[n - 1].name().to_owned();
-    let cut = lab.hosts()[n - 2].name().to_owned();
-    let survivors = 0..n - 2;
-    let tk = SystemTime::now();
-    agents[n - 1].kill()?;
-    let detect_kill = wait_for(Duration::from_secs(60), || {
-        all_saw(
-            &logs(&agents[survivors.clone()]),
-            std::slice::from_ref(&victim),
-            "event=member_dead",
-            muster_time,
-            muster_peer,
-        )
-    })
-    .map(|t| since(tk, t));
-    let tc = SystemTime::now();
-    lab.hosts()[n - 2].link_down()?;
-    let detect_cut = wait_for(Duration::from_secs(60), || {
-        all_saw(
-            &logs(&agents[survivors.clone()]),
-            std::slice::from_ref(&cut),
-            "event=member_dead",
-            muster_time,
-            muster_peer,
-        )
-    })
-    .map(|t| since(tc, t));
-    Ok(Figures {
-        converge,
-        detect_kill,
-        detect_cut,
-        bytes_per_node_sec,
-        false_deaths,
-        rss_mib_mean: rss.iter().sum::<u64>() as f64 / rss.len().max(1) as f64 / 1024.0,
-        rss_mib_max: rss.iter().copied().max().unwrap_or(0) as f64 / 1024.0,
-        resolution: "1 ms",
-    })
+    let mut subject = Agents { agents };
+    steady_loss_and_failures(&lab, plan, &mut subject, converge, "1 ms")
 }
 
 fn run_serf(plan: &Plan) -> Result<Figures, BoxError> {
@@ -333,54 +277,136 @@ fn run_serf(plan: &Plan) -> Result<Figures, BoxError> {
     })
     .map(|t| since(t0, t));
     eprintln!("serf: converged after {converge:?}");
+    let mut subject = Serfs { agents };
+    steady_loss_and_failures(&lab, plan, &mut subject, converge, "1 s")
+}
 
+/// The agents under test, as the shared measurement sees them.
+trait Subject {
+    /// (own host name, log text) of the agents in `range`.
+    fn logs(&self, range: std::ops::Range<usize>) -> Vec<(String, String)>;
+    /// RSS of every agent, KiB.
+    fn rss_kib(&self) -> Vec<u64>;
+    /// SIGKILLs agent `i`.
+    fn kill(&mut self, i: usize) -> Result<(), BoxError>;
+    /// The log marker of a member declared dead.
+    const DEAD: &'static str;
+    /// Timestamp of a log line.
+    fn time(line: &str) -> Option<SystemTime>;
+    /// Peer named by a log line.
+    fn peer(line: &str) -> Option<String>;
+}
+
+struct Agents {
+    agents: Vec<Agent>,
+}
+
+impl Subject for Agents {
+    fn logs(&self, range: std::ops::Range<usize>) -> Vec<(String, String)> {
+        self.agents[range]
+            .iter()
+            .map(|a| (a.node_name().to_owned(), a.log()))
+            .collect()
+    }
+    fn rss_kib(&self) -> Vec<u64> {
+        self.agents
+            .iter()
+            .filter_map(|a| a.rss_kib().ok())
+            .collect()
+    }
+    fn kill(&mut self, i: usize) -> Result<(), BoxError> {
+        self.agents[i].kill()?;
+        Ok(())
+    }
+    const DEAD: &'static str = "event=member_dead";
+    fn time(line: &str) -> Option<SystemTime> {
+        muster_time(line)
+    }
+    fn peer(line: &str) -> Option<String> {
+        muster_peer(line)
+    }
+}
+
+struct Serfs {
+    agents: Vec<SerfAgent>,
+}
+
+impl Subject for Serfs {
+    fn logs(&self, range: std::ops::Range<usize>) -> Vec<(String, String)> {
+        self.agents[range]
+            .iter()
+            .map(|a| (a.host().name().to_owned(), a.log()))
+            .collect()
+    }
+    fn rss_kib(&self) -> Vec<u64> {
+        self.agents
+            .iter()
+            .filter_map(|a| a.rss_kib().ok())
+            .collect()
+    }
+    fn kill(&mut self, i: usize) -> Result<(), BoxError> {
+        self.agents[i].signal(muster_tests::Signal::Kill)?;
+        Ok(())
+    }
+    const DEAD: &'static str = "EventMemberFailed";
+    fn time(line: &str) -> Option<SystemTime> {
+        serf_time(line)
+    }
+    fn peer(line: &str) -> Option<String> {
+        serf_peer(line)
+    }
+}
+
+/// After convergence, the same steps for both systems: steady-state bytes and RSS, a phase of
+/// 5% loss (counting deaths, all false), then a SIGKILLed and a link-cut agent.
+fn steady_loss_and_failures<S: Subject>(
+    lab: &Lab,
+    plan: &Plan,
+    subject: &mut S,
+    converge: Option<Duration>,
+    resolution: &'static str,
+) -> Result<Figures, BoxError> {
+    let n = plan.nodes;
     std::thread::sleep(Duration::from_secs(3));
-    let b0 = bytes_sent(&lab, 0..n)?;
+    let b0 = bytes_sent(lab, 0..n)?;
     let s0 = Instant::now();
     std::thread::sleep(plan.steady);
-    let b1 = bytes_sent(&lab, 0..n)?;
+    let b1 = bytes_sent(lab, 0..n)?;
     let bytes_per_node_sec = (b1 - b0) as f64 / n as f64 / s0.elapsed().as_secs_f64();
-    let rss: Vec<u64> = agents.iter().filter_map(|a| a.rss_kib().ok()).collect();
+    let rss = subject.rss_kib();
 
-    lossy(&lab, true)?;
+    lossy(lab, true)?;
     std::thread::sleep(plan.loss);
-    lossy(&lab, false)?;
-    let false_deaths: usize = logs(&agents)
+    lossy(lab, false)?;
+    let false_deaths: usize = subject
+        .logs(0..n)
         .iter()
-        .map(|(_, l)| {
-            l.lines()
-                .filter(|x| x.contains("EventMemberFailed"))
-                .count()
-        })
+        .map(|(_, l)| l.lines().filter(|x| x.contains(S::DEAD)).count())
         .sum();
 
-    let victim = lab.hosts()[n - 1].name().to_owned();
-    let cut = lab.hosts()[n - 2].name().to_owned();
     let survivors = 0..n - 2;
-    let tk = SystemTime::now();
-    agents[n - 1].signal(muster_tests::Signal::Kill)?;
-    let detect_kill = wait_for(Duration::from_secs(90), || {
-        all_saw(
-            &logs(&agents[survivors.clone()]),
-            std::slice::from_ref(&victim),
-            "EventMemberFailed",
-            serf_time,
-            serf_peer,
-        )
-    })
-    .map(|t| since(tk, t));
-    let tc = SystemTime::now();
-    lab.hosts()[n - 2].link_down()?;
-    let detect_cut = wait_for(Duration::from_secs(90), || {
-        all_saw(
-            &logs(&agents[survivors.clone()]),
-            std::slice::from_ref(&cut),
-            "EventMemberFailed",
-            serf_time,
-            serf_peer,
-        )
-    })
-    .map(|t| since(tc, t));
+    let detect =
+        |subject: &mut S, victim: usize, cut: bool| -> Result<Option<Duration>, BoxError> {
+            let name = lab.hosts()[victim].name().to_owned();
+            let t = SystemTime::now();
+            if cut {
+                lab.hosts()[victim].link_down()?;
+            } else {
+                subject.kill(victim)?;
+            }
+            Ok(wait_for(Duration::from_secs(90), || {
+                all_saw(
+                    &subject.logs(survivors.clone()),
+                    std::slice::from_ref(&name),
+                    S::DEAD,
+                    S::time,
+                    S::peer,
+                )
+            })
+            .map(|at| since(t, at)))
+        };
+    let detect_kill = detect(subject, n - 1, false)?;
+    let detect_cut = detect(subject, n - 2, true)?;
     Ok(Figures {
         converge,
         detect_kill,
@@ -389,7 +415,7 @@ fn run_serf(plan: &Plan) -> Result<Figures, BoxError> {
         false_deaths,
         rss_mib_mean: rss.iter().sum::<u64>() as f64 / rss.len().max(1) as f64 / 1024.0,
         rss_mib_max: rss.iter().copied().max().unwrap_or(0) as f64 / 1024.0,
-        resolution: "1 s",
+        resolution,
     })
 }
 
