@@ -336,11 +336,8 @@ fn duplicate_hostname_is_refused_with_the_reason() {
         "the duplicate ran microk8s join:\n{}",
         twin.agent.log_tail(30)
     );
-    let twin_status = status(&twin).expect("twin status");
-    assert_ne!(
-        twin_status["cluster_state"]["verified"], true,
-        "{twin_status}"
-    );
+    // (The twin may still be elected entry point of its own single-node cluster: an entry
+    // point never runs `join`, so microk8s never sees two nodes of one name.)
 }
 
 #[test]
