@@ -349,5 +349,15 @@ struct Workflow {
     serving: bool,
 }
 
-#[path = "driver_outputs.rs"]
-mod outputs;
+/// The adapter's role for a planner's join role.
+fn m8s_role(r: JoinRole) -> M8sRole {
+    match r {
+        JoinRole::ControlPlane => M8sRole::ControlPlane,
+        JoinRole::Worker => M8sRole::Worker,
+    }
+}
+
+#[path = "driver_actions.rs"]
+mod actions;
+#[path = "driver_loop.rs"]
+mod event_loop;
