@@ -26,6 +26,14 @@ pub const AGENT_PORT: u16 = 7440;
 /// Environment variable naming the `muster` binary to test, overriding the build directory.
 pub const MUSTER_BIN_ENV: &str = "MUSTER_BIN";
 
+/// The error for a `muster` binary that is not where the harness looked (`tried`).
+pub fn binary_missing(tried: &str) -> HarnessError {
+    HarnessError::Invalid(format!(
+        "the muster binary was not found (looked at {tried}); run `cargo build -p muster` first, \
+         or set MUSTER_BIN to its path"
+    ))
+}
+
 /// Where the `muster` binary is: `$MUSTER_BIN`, else `muster` beside the test executable's
 /// build directory (`target/<profile>/`), else `<workspace>/target/debug/muster`.
 ///
@@ -36,9 +44,10 @@ pub fn muster_bin() -> Result<PathBuf> {
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(HarnessError::BinaryMissing {
-                tried: format!("{} (from {MUSTER_BIN_ENV})", path.display()),
-            })
+            Err(binary_missing(&format!(
+                "{} (from {MUSTER_BIN_ENV})",
+                path.display()
+            )))
         };
     }
     let mut candidates = Vec::new();
@@ -54,12 +63,14 @@ pub fn muster_bin() -> Result<PathBuf> {
         .iter()
         .find(|c| c.is_file())
         .cloned()
-        .ok_or_else(|| HarnessError::BinaryMissing {
-            tried: candidates
-                .iter()
-                .map(|c| c.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+        .ok_or_else(|| {
+            binary_missing(
+                &candidates
+                    .iter()
+                    .map(|c| c.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
         })
 }
 
@@ -346,23 +357,23 @@ impl Agent {
 
     /// Sends `signal` to the agent.
     pub fn signal(&mut self, signal: Signal) -> Result<()> {
-        Ok(self.child.signal(signal)?)
+        self.child.signal(signal)
     }
 
     /// SIGTERM, then waits up to `grace` for a clean exit (SIGKILL after). Returns the exit
     /// status and whether it exited within `grace`.
     pub fn stop(&mut self, grace: Duration) -> Result<(ExitStatus, bool)> {
-        Ok(self.child.stop(grace)?)
+        self.child.stop(grace)
     }
 
     /// SIGKILL: a crash without goodbye.
     pub fn kill(&mut self) -> Result<ExitStatus> {
-        Ok(self.child.kill()?)
+        self.child.kill()
     }
 
     /// Its resident set size in KiB.
     pub fn rss_kib(&self) -> Result<u64> {
-        Ok(self.child.rss_kib()?)
+        self.child.rss_kib()
     }
 
     /// Everything it has logged (across restarts on this host).
@@ -441,9 +452,7 @@ mod tests {
 
     #[test]
     fn missing_binary_error_says_how_to_build_it() {
-        let err = HarnessError::BinaryMissing {
-            tried: "/x/target/debug/muster".to_owned(),
-        };
+        let err = binary_missing("/x/target/debug/muster");
         assert!(err.to_string().contains("cargo build -p muster"));
     }
 }

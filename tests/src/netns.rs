@@ -125,17 +125,17 @@ impl Lab {
     /// Splits the lab in two: the hosts numbered in `side` on one bridge, the others on the
     /// other, until [`Lab::heal`].
     pub fn partition(&self, side: &[usize]) -> Result<()> {
-        Ok(self.inner.partition(side)?)
+        self.inner.partition(side)
     }
 
     /// Puts every host back on the main bridge.
     pub fn heal(&self) -> Result<()> {
-        Ok(self.inner.heal()?)
+        self.inner.heal()
     }
 
     /// Tears the lab down now and reports the first error (dropping does the same silently).
     pub fn teardown(self) -> Result<()> {
-        Ok(self.inner.teardown()?)
+        self.inner.teardown()
     }
 
     /// The `muster::lab` lab this wraps.
@@ -188,39 +188,39 @@ impl Host {
 
     /// Runs `program args…` inside this host and fails unless it exits with status 0.
     pub fn run(&self, program: &str, args: &[&str]) -> Result<Output> {
-        Ok(self.inner.run(program, args)?)
+        self.inner.run(program, args)
     }
 
     /// Runs `program args…` inside this host and returns its output whatever its status.
     pub fn run_unchecked(&self, program: &str, args: &[&str]) -> Result<Output> {
-        Ok(self.inner.run_unchecked(program, args)?)
+        self.inner.run_unchecked(program, args)
     }
 
     /// Starts `program args…` inside this host; output in `<host dir>/<name>.log`, SIGKILL
     /// when the returned guard drops.
     pub fn spawn(&self, name: &str, program: &str, args: &[&str]) -> Result<ChildGuard> {
-        Ok(self.inner.spawn(name, program, args)?)
+        self.inner.spawn(name, program, args)
     }
 
     /// Like [`Host::spawn`] for a command built with [`Host::command`]; returns once the
     /// child is inside the namespace.
     pub fn spawn_command(&self, name: &str, cmd: Command) -> Result<ChildGuard> {
-        Ok(self.inner.spawn_command(name, cmd)?)
+        self.inner.spawn_command(name, cmd)
     }
 
     /// Whether one `ping` to `target` from this host is answered within a second.
     pub fn ping(&self, target: Ipv4Addr) -> Result<bool> {
-        Ok(self.inner.ping(target)?)
+        self.inner.ping(target)
     }
 
     /// Cuts its cable (host-side veth down).
     pub fn link_down(&self) -> Result<()> {
-        Ok(self.inner.link_down()?)
+        self.inner.link_down()
     }
 
     /// Plugs its cable back in.
     pub fn link_up(&self) -> Result<()> {
-        Ok(self.inner.link_up()?)
+        self.inner.link_up()
     }
 
     /// Whether its veth is currently on the partition bridge.
@@ -230,22 +230,22 @@ impl Host {
 
     /// Drops `percent` of the packets leaving its `eth0` at random (nftables).
     pub fn set_loss(&self, percent: f64) -> Result<()> {
-        Ok(self.inner.set_loss(percent)?)
+        self.inner.set_loss(percent)
     }
 
     /// Removes the loss rule again; does nothing when there is none.
     pub fn clear_loss(&self) -> Result<()> {
-        Ok(self.inner.clear_loss()?)
+        self.inner.clear_loss()
     }
 
     /// Bytes this host has sent.
     pub fn bytes_sent(&self) -> Result<u64> {
-        Ok(self.inner.bytes_sent()?)
+        self.inner.bytes_sent()
     }
 
     /// Bytes delivered to this host.
     pub fn bytes_received(&self) -> Result<u64> {
-        Ok(self.inner.bytes_received()?)
+        self.inner.bytes_received()
     }
 
     /// Pids of every process inside this host's namespace.

@@ -7,28 +7,28 @@
 
 use std::process::{Command, Output};
 
-use crate::error::{HarnessError, Result};
+use crate::error::Result;
 
 pub use muster::lab::process::{ChildGuard, Signal, describe, parse_vm_rss};
 
 /// Runs `cmd` to completion with stdin closed and returns its output, whatever its exit status.
 /// Fails only when the command cannot be started.
 pub fn run(cmd: &mut Command) -> Result<Output> {
-    muster::lab::process::run(cmd).map_err(HarnessError::from)
+    muster::lab::process::run(cmd)
 }
 
 /// Runs `cmd` to completion and fails with [`HarnessError::CommandFailed`] (quoting stderr)
 /// unless it exits with status 0.
 pub fn run_ok(cmd: &mut Command) -> Result<Output> {
-    muster::lab::process::run_ok(cmd).map_err(HarnessError::from)
+    muster::lab::process::run_ok(cmd)
 }
 
 /// Sends `signal` to process `pid`.
 pub fn send_signal(pid: u32, signal: Signal) -> Result<()> {
-    muster::lab::process::send_signal(pid, signal).map_err(HarnessError::from)
+    muster::lab::process::send_signal(pid, signal)
 }
 
 /// Resident set size of process `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Result<u64> {
-    muster::lab::process::rss_kib(pid).map_err(HarnessError::from)
+    muster::lab::process::rss_kib(pid)
 }

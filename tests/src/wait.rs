@@ -7,7 +7,7 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
-use crate::error::{HarnessError, Result};
+use crate::error::Result;
 
 /// Polls `check` every `poll` until it returns `Ok(value)`, and returns that value; after
 /// `timeout`, fails with the condition `what` and the last `Err(observed)` of `check`.
@@ -17,5 +17,5 @@ pub fn wait_until<T, S: Debug>(
     poll: Duration,
     check: impl FnMut() -> Result<T, S>,
 ) -> Result<T> {
-    muster::lab::wait_until(what, timeout, poll, check).map_err(HarnessError::from)
+    muster::lab::wait_until(what, timeout, poll, check)
 }
