@@ -16,14 +16,14 @@ use muster::cluster::{
 };
 use sim_support::{Lab, fast_config};
 
-/// A `microk8s` link to the muster binary bound to one simulated host's state directory.
+/// A `microk8s` link to the simulator binary bound to one simulated host's state directory.
 fn microk8s_for(dir: &Path, state: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).expect("link dir");
-    let out = Command::new(env!("CARGO_BIN_EXE_muster"))
-        .args(["sim", "link", "--dir"])
+    let out = Command::new(env!("CARGO_BIN_EXE_microk8s-sim"))
+        .args(["link", "--dir"])
         .arg(dir)
         .output()
-        .expect("muster sim link");
+        .expect("microk8s-sim link");
     assert!(
         out.status.success(),
         "{}",

@@ -1,4 +1,4 @@
-//! The simulator across network namespaces: three simulated hosts, each a `muster sim serve`
+//! The simulator across network namespaces: three simulated hosts, each a `microk8s-sim serve`
 //! process in its own namespace on a private bridge (198.19.N.0/24), driven through the
 //! `microk8s` symlink. Host A's add-node token lets host B join over the network; a consumed
 //! token, a wrong fingerprint and unreachable entries fail with the real messages and codes.
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_muster");
+const BIN: &str = env!("CARGO_BIN_EXE_microk8s-sim");
 
 fn sh(args: &[&str]) -> bool {
     Command::new(args[0])
@@ -86,7 +86,7 @@ impl Net {
             assert!(sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]));
             let dir = net._state.path().join(format!("host{i}"));
             let ok = Command::new(BIN)
-                .args(["sim", "init", "--state-dir"])
+                .args(["init", "--state-dir"])
                 .arg(&dir)
                 .args([
                     "--hostname",
@@ -101,7 +101,7 @@ impl Net {
         }
         assert!(
             Command::new(BIN)
-                .args(["sim", "link", "--dir"])
+                .args(["link", "--dir"])
                 .arg(net.link_dir.path())
                 .status()
                 .is_ok_and(|s| s.success())
@@ -123,7 +123,6 @@ impl Net {
                 "exec",
                 &self.namespaces[i],
                 BIN,
-                "sim",
                 "serve",
                 "--state-dir",
             ])

@@ -74,6 +74,27 @@ pub fn muster_bin() -> Result<PathBuf> {
         })
 }
 
+/// Environment variable naming the `microk8s-sim` binary, overriding the one beside `muster`.
+pub const SIM_BIN_ENV: &str = "MUSTER_SIM_BIN";
+
+/// Where the microk8s simulator is: `$MUSTER_SIM_BIN`, else `microk8s-sim` beside the
+/// [`muster_bin`] in use (cargo builds both binaries of the crate into one directory).
+pub fn sim_bin() -> Result<PathBuf> {
+    let path = match std::env::var_os(SIM_BIN_ENV) {
+        Some(path) => PathBuf::from(path),
+        None => muster_bin()?.with_file_name("microk8s-sim"),
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(HarnessError::Invalid(format!(
+            "the simulator binary was not found at {}; run `cargo build -p muster` (it builds \
+             `muster` and `microk8s-sim`), or set {SIM_BIN_ENV} to its path",
+            path.display()
+        )))
+    }
+}
+
 /// How to start an agent; [`AgentOptions::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct AgentOptions {

@@ -1,11 +1,11 @@
 //! Simulated machines for formation tests and benchmarks: on a lab host, the microk8s
-//! simulator's daemon (`muster sim serve`) plus a real `muster agent` whose `microk8s` is a
+//! simulator's daemon (`microk8s-sim serve`) plus a real `muster agent` whose `microk8s` is a
 //! link to the simulator bound to that host's state.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::agent::{Agent, AgentOptions, muster_bin};
+use crate::agent::{Agent, AgentOptions, sim_bin};
 use crate::error::{HarnessError, Result};
 use crate::netns::Host;
 use crate::process::ChildGuard;
@@ -54,19 +54,19 @@ impl Host {
     /// and lab hosts lack) and returns the `microk8s` link and the daemon's guard.
     pub fn start_sim(&self, name: &str, env: &[(String, String)]) -> Result<(PathBuf, ChildGuard)> {
         self.run("ip", &["route", "replace", "default", "dev", "eth0"])?;
-        let bin = muster_bin()?;
+        let bin = sim_bin()?;
         let dir = self.dir().join("mk8s");
         let link_dir = dir.join("link");
         std::fs::create_dir_all(&link_dir)
             .map_err(|e| HarnessError::io(format!("creating {}", link_dir.display()), e))?;
         let out = Command::new(&bin)
-            .args(["sim", "link", "--dir"])
+            .args(["link", "--dir"])
             .arg(&link_dir)
             .output()
-            .map_err(|e| HarnessError::io("running muster sim link", e))?;
+            .map_err(|e| HarnessError::io("running microk8s-sim link", e))?;
         if !out.status.success() {
             return Err(HarnessError::Invalid(format!(
-                "muster sim link failed: {}",
+                "microk8s-sim link failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
@@ -76,7 +76,7 @@ impl Host {
             .map_err(|e| HarnessError::io(format!("writing {}", state_file.display()), e))?;
         let ip = self.ip().to_string();
         let mut cmd = self.command(&bin);
-        cmd.args(["sim", "serve", "--state-dir"]).arg(&state).args([
+        cmd.args(["serve", "--state-dir"]).arg(&state).args([
             "--hostname",
             name,
             "--ip",

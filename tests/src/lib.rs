@@ -43,7 +43,7 @@ pub mod process;
 pub mod serf;
 pub mod wait;
 
-pub use agent::{Agent, AgentOptions, Member, MemberStatus, muster_bin, wait_all_alive};
+pub use agent::{Agent, AgentOptions, Member, MemberStatus, muster_bin, sim_bin, wait_all_alive};
 pub use avahi::{AvahiDaemon, AvahiService, SystemBus};
 pub use caps::{Capable, Decision, Need, decide, require, require_needs};
 pub use cluster::{SimNode, SimNodeOptions};

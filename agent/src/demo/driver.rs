@@ -34,6 +34,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Exit code after Ctrl-C, as shells report a SIGINT death (128 + 2).
 const EXIT_INTERRUPTED: u8 = 130;
 
+/// The simulator's executable name, looked for beside the `muster` executable.
+const SIM_BINARY: &str = "microk8s-sim";
+
+/// Where the Debian package installs the simulator (off PATH: it is for the demo only).
+const SIM_INSTALLED: &str = "/usr/lib/muster/microk8s-sim";
+
 /// Runs the demo and returns the process exit code: 0 when the cluster formed, 1 when it did
 /// not (or could not be set up), 130 when interrupted.
 pub fn run(args: DemoArgs) -> ExitCode {
@@ -45,6 +51,17 @@ pub fn run(args: DemoArgs) -> ExitCode {
             eprintln!("muster demo: cannot find my own executable: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    // The simulator is a binary of its own (the agent carries none of its code): built beside
+    // us by cargo, installed in /usr/lib/muster by the package.
+    let candidates = [exe.with_file_name(SIM_BINARY), PathBuf::from(SIM_INSTALLED)];
+    let Some(sim_exe) = candidates.iter().find(|p| p.is_file()).cloned() else {
+        eprintln!(
+            "muster demo: the microk8s simulator is neither at {} nor at {SIM_INSTALLED} (cargo \
+             builds it with muster: `cargo build --release -p muster`)",
+            candidates[0].display()
+        );
+        return ExitCode::FAILURE;
     };
     if mode == Mode::Userns && !userns::inside() {
         match userns::probe() {
@@ -84,6 +101,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         mode,
         latency: args.latency,
         exe,
+        sim_exe,
     };
     display.note(&format!(
         "forming a {}-node cluster ({} mode, join latency {}, timeout {})",

@@ -1,4 +1,4 @@
-//! The demo's machines: per host a simulated microk8s (`muster sim serve`) and a real
+//! The demo's machines: per host a simulated microk8s (`microk8s-sim serve`) and a real
 //! `muster agent`, in a network namespace of its own ([`super::Mode::Netns`]), as processes
 //! on one veth of a private namespace ([`super::Mode::Userns`]) or on loopback addresses.
 //!
@@ -127,8 +127,10 @@ pub struct Plan {
     pub mode: Mode,
     /// The simulator's join latency.
     pub latency: Latency,
-    /// The `muster` executable to run as agent, simulator and `microk8s`.
+    /// The `muster` executable the agents run.
     pub exe: PathBuf,
+    /// The `microk8s-sim` executable: each host's simulator daemon and its `microk8s`.
+    pub sim_exe: PathBuf,
 }
 
 /// The running demo: hosts, simulators and agents. Dropping it cleans everything up.
@@ -167,17 +169,16 @@ impl DemoCluster {
         demo.create_hosts(plan, &tag, note)?;
         let setpriv = find_program("setpriv");
         for host in &demo.hosts {
-            prepare(host, &demo.exe, plan.mode)?;
+            prepare(host, &plan.sim_exe, plan.mode)?;
         }
         note(&format!("starting {} simulated microk8s hosts", plan.nodes));
         for host in &demo.hosts {
             if stop.is_cancelled() {
                 return Err(SetupError::Interrupted);
             }
-            let mut cmd = host.command(&demo.exe, setpriv.as_deref());
+            let mut cmd = host.command(&plan.sim_exe, setpriv.as_deref());
             let ip = host.ip.to_string();
-            cmd.arg("sim")
-                .arg("serve")
+            cmd.arg("serve")
                 .arg("--state-dir")
                 .arg(host.sim_state())
                 .args(["--bind", &ip, "--hostname", &host.name, "--ip", &ip])
@@ -382,14 +383,15 @@ impl Drop for DemoCluster {
     }
 }
 
-/// Creates a host's directories, its `microk8s` link and its agent config.
-fn prepare(host: &DemoHost, exe: &Path, mode: Mode) -> Result<(), SetupError> {
+/// Creates a host's directories, its `microk8s` link (to `sim_exe`) and its agent config.
+fn prepare(host: &DemoHost, sim_exe: &Path, mode: Mode) -> Result<(), SetupError> {
     let bin = host.dir.join("bin");
     std::fs::create_dir_all(&bin).map_err(io(format!("creating {}", bin.display())))?;
     let data = host.dir.join("data");
     std::fs::create_dir_all(&data).map_err(io(format!("creating {}", data.display())))?;
     let link = host.microk8s();
-    std::os::unix::fs::symlink(exe, &link).map_err(io(format!("linking {}", link.display())))?;
+    std::os::unix::fs::symlink(sim_exe, &link)
+        .map_err(io(format!("linking {}", link.display())))?;
     // The simulated CLI finds its host through this file when the environment lacks it.
     let state_file = bin.join(crate::sim::cli::STATE_FILE);
     std::fs::write(&state_file, host.sim_state().display().to_string())

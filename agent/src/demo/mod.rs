@@ -1,7 +1,7 @@
 //! `muster demo --nodes N`: an N-node MicroK8s cluster on this one machine, formed by real
 //! `muster agent`s driving the built-in microk8s simulator.
 //!
-//! Each simulated host runs `muster sim serve` (its microk8s daemon) and `muster agent`
+//! Each simulated host runs `microk8s-sim serve` (its microk8s daemon) and `muster agent`
 //! (the real agent, its `--microk8s` pointing at a simulator link). Nothing is ever sent on
 //! the machine's real interfaces; where the hosts live depends on [`Mode`]:
 //! - as root, each host is a network namespace on a private bridge (198.18.0.0/15,

@@ -92,7 +92,7 @@ pub fn microk8s_main(args: Vec<OsString>) -> i32 {
     }
     let Some(state) = locate_state(&argv0) else {
         eprintln!(
-            "muster sim: set {STATE_ENV} to the simulated host's state directory (or put its path in {STATE_FILE} next to this microk8s)"
+            "microk8s-sim: set {STATE_ENV} to the simulated host's state directory (or put its path in {STATE_FILE} next to this microk8s)"
         );
         return 1;
     };
@@ -122,14 +122,14 @@ fn daemon(
 }
 
 fn via_daemon(dir: &StateDir, req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    daemon(dir, req, out, err).unwrap_or_else(|e| say(err, &format!("muster sim: {e}\n"), 1))
+    daemon(dir, req, out, err).unwrap_or_else(|e| say(err, &format!("microk8s-sim: {e}\n"), 1))
 }
 
 /// Runs one `microk8s` command for the host whose state is in `state`.
 pub fn run_cli(state: &Path, args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let dir = match StateDir::open(state) {
         Ok(d) => d,
-        Err(e) => return say(err, &format!("muster sim: {e}\n"), 1),
+        Err(e) => return say(err, &format!("microk8s-sim: {e}\n"), 1),
     };
     let Some((cmd, rest)) = args.split_first() else {
         return say(out, &help(), 1);
@@ -222,11 +222,11 @@ pub fn run_cli(state: &Path, args: &[String], out: &mut dyn Write, err: &mut dyn
         "config" => config(&dir, rest, worker, out, err),
         "stop" => match dir.set(Lock::Stopped) {
             Ok(()) => say(out, "Stopped.\n", 0),
-            Err(e) => say(err, &format!("muster sim: {e}\n"), 1),
+            Err(e) => say(err, &format!("microk8s-sim: {e}\n"), 1),
         },
         "start" => match dir.clear(Lock::Stopped) {
             Ok(()) => 0,
-            Err(e) => say(err, &format!("muster sim: {e}\n"), 1),
+            Err(e) => say(err, &format!("microk8s-sim: {e}\n"), 1),
         },
         "version" => {
             let v = dir.host().map(|h| h.version).unwrap_or_default();
@@ -239,7 +239,7 @@ pub fn run_cli(state: &Path, args: &[String], out: &mut dyn Write, err: &mut dyn
         "help" | "--help" | "-h" => say(out, &help(), 0),
         c if SUBCOMMANDS.contains(&c) || c == "inspect" => say(
             err,
-            &format!("muster sim: `microk8s {c}` is not simulated\n"),
+            &format!("microk8s-sim: `microk8s {c}` is not simulated\n"),
             1,
         ),
         c => say(
@@ -270,11 +270,11 @@ fn add_node(dir: &StateDir, rest: &[String], out: &mut dyn Write, err: &mut dyn 
     }
     let host = match dir.host() {
         Ok(h) => h,
-        Err(e) => return say(err, &format!("muster sim: {e}\n"), 1),
+        Err(e) => return say(err, &format!("microk8s-sim: {e}\n"), 1),
     };
     let now_unix = ((super::daemon::now_ms() + 500) / 1000) as i64;
     if let Err(e) = dir.tokens().add(&token, a.ttl, now_unix) {
-        return say(err, &format!("muster sim: cluster-tokens.txt: {e}\n"), 1);
+        return say(err, &format!("microk8s-sim: cluster-tokens.txt: {e}\n"), 1);
     }
     let text = format::add_node(
         &a.format,
@@ -330,7 +330,7 @@ fn config(
     }
     let (cfg, host) = match (dir.client_config(), dir.host()) {
         (Ok(c), Ok(h)) => (c, h),
-        (Err(e), _) | (_, Err(e)) => return say(err, &format!("muster sim: {e}\n"), 1),
+        (Err(e), _) | (_, Err(e)) => return say(err, &format!("microk8s-sim: {e}\n"), 1),
     };
     say(
         out,

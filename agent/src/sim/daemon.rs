@@ -1,4 +1,4 @@
-//! The per-host daemon of the simulator (`muster sim serve`).
+//! The per-host daemon of the simulator (`microk8s-sim serve`).
 //!
 //! One process (or task set, in tests) per simulated host. It owns the host's runtime state:
 //! its membership record, its replica of the cluster state when it is a control plane, when it
@@ -427,7 +427,7 @@ impl Daemon {
                         });
                     }
                     Err(e) => {
-                        out.err(format!("muster sim: bad request: {e}\n"));
+                        out.err(format!("microk8s-sim: bad request: {e}\n"));
                         let _ = tx.send(Frame::Exit(1));
                     }
                 }

@@ -164,7 +164,7 @@ async fn external(d: &Daemon, args: &[String], o: &Output) -> i32 {
             .find(|f| f.is_file())
     });
     let Some(kubectl) = found else {
-        o.err("muster sim: only `kubectl get nodes` and `kubectl delete node` are built in; install kubectl for other commands\n");
+        o.err("microk8s-sim: only `kubectl get nodes` and `kubectl delete node` are built in; install kubectl for other commands\n");
         return 1;
     };
     let cfg_path = d.dir.path("credentials/kubectl.config");
@@ -173,7 +173,7 @@ async fn external(d: &Daemon, args: &[String], o: &Output) -> i32 {
         &format!("{}:{API_PORT}", d.host.default_ip()),
     );
     if let Err(e) = std::fs::write(&cfg_path, text) {
-        o.err(format!("muster sim: {}: {e}\n", cfg_path.display()));
+        o.err(format!("microk8s-sim: {}: {e}\n", cfg_path.display()));
         return 1;
     }
     let out = tokio::process::Command::new(kubectl)
@@ -189,7 +189,7 @@ async fn external(d: &Daemon, args: &[String], o: &Output) -> i32 {
             out.status.code().unwrap_or(1)
         }
         Err(e) => {
-            o.err(format!("muster sim: running kubectl: {e}\n"));
+            o.err(format!("microk8s-sim: running kubectl: {e}\n"));
             1
         }
     }

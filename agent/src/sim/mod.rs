@@ -5,7 +5,7 @@
 //! per-host state and a per-host daemon that really talks over the network.
 //!
 //! # Pieces
-//! - **CLI** ([`microk8s_main`], `cli`): the muster binary run as `microk8s` (a symlink;
+//! - **CLI** ([`microk8s_main`], `cli`): the `microk8s-sim` binary run as `microk8s` (a symlink;
 //!   `microk8s.<command>` names work too). The host's state directory comes from
 //!   `MUSTER_SIM_STATE`, else from a `microk8s.sim-state` file (holding the path) next to the
 //!   link. Wrapper checks, argument parsing (`args`), `add-node`, `config`, `stop`, `start`
@@ -47,7 +47,7 @@
 //! membership on the entry; its Node registers `NotReady` and turns `Ready` after the profile's
 //! start-up delay. Silent failures skip the completion: success printed, exit 0, never Ready.
 //!
-//! # Knobs (environment of `muster sim serve`)
+//! # Knobs (environment of `microk8s-sim serve`)
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `MUSTER_SIM_JOIN_LATENCY` | `zero`, `fast` (CP 3 s, worker 2 s), `realistic` (CP 20-60 s, worker 10-30 s, first join +10-20 s on the entry, leave 30-60 s) or milliseconds | `fast` |
@@ -88,7 +88,7 @@ use std::path::PathBuf;
 
 pub use cli::microk8s_main;
 
-const SIM_USAGE: &str = "usage: muster sim init  --state-dir DIR --hostname NAME --ip IP [--ip IP]...\n       muster sim serve --state-dir DIR [--bind IP]... [--hostname NAME --ip IP...]\n       muster sim link  --dir DIR\n";
+const SIM_USAGE: &str = "usage: microk8s-sim init  --state-dir DIR --hostname NAME --ip IP [--ip IP]...\n       microk8s-sim serve --state-dir DIR [--bind IP]... [--hostname NAME --ip IP...]\n       microk8s-sim link  --dir DIR\n";
 
 #[derive(Default)]
 struct SimArgs {
@@ -126,25 +126,22 @@ fn parse_sim_args(args: &[String]) -> Result<SimArgs, String> {
     Ok(a)
 }
 
-/// Routes a whole argv to the simulator when it is meant for it: argv[0] named `microk8s`
-/// (or `microk8s.<command>`) runs [`microk8s_main`], `muster sim …` runs [`sim_main`].
-/// Returns the exit code, or None for every other invocation.
-pub fn dispatch(argv: Vec<OsString>) -> Option<i32> {
+/// Runs the `microk8s-sim` binary on its whole argv: argv[0] named `microk8s` (or
+/// `microk8s.<command>`) runs [`microk8s_main`], anything else [`sim_main`] on the arguments.
+/// Returns the exit code.
+pub fn dispatch(argv: Vec<OsString>) -> i32 {
     let base = argv
         .first()
         .and_then(|a| std::path::Path::new(a).file_name())
         .map(|b| b.to_string_lossy().into_owned())
         .unwrap_or_default();
     if base == "microk8s" || base.starts_with("microk8s.") {
-        return Some(microk8s_main(argv));
+        return microk8s_main(argv);
     }
-    if argv.get(1).is_some_and(|a| a == "sim") {
-        return Some(sim_main(argv.into_iter().skip(2).collect()));
-    }
-    None
+    sim_main(argv.into_iter().skip(1).collect())
 }
 
-/// Entry point of `muster sim <init|serve|link> …` (argv without `muster sim`).
+/// Entry point of `microk8s-sim <init|serve|link> …` (argv without the program name).
 pub fn sim_main(args: Vec<OsString>) -> i32 {
     let args: Vec<String> = args
         .iter()
@@ -157,7 +154,7 @@ pub fn sim_main(args: Vec<OsString>) -> i32 {
     let a = match parse_sim_args(rest) {
         Ok(a) => a,
         Err(e) => {
-            eprint!("muster sim: {e}\n{SIM_USAGE}");
+            eprint!("microk8s-sim: {e}\n{SIM_USAGE}");
             return 64;
         }
     };
@@ -172,7 +169,7 @@ pub fn sim_main(args: Vec<OsString>) -> i32 {
             ) {
                 Ok(_) => 0,
                 Err(e) => {
-                    eprintln!("muster sim: {e}");
+                    eprintln!("microk8s-sim: {e}");
                     1
                 }
             },
@@ -204,7 +201,7 @@ fn link(dir: Option<PathBuf>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("muster sim: {e}");
+            eprintln!("microk8s-sim: {e}");
             1
         }
     }
@@ -218,7 +215,7 @@ fn serve(a: SimArgs) -> i32 {
     let cfg = match config::SimConfig::from_env() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("muster sim: {e}");
+            eprintln!("microk8s-sim: {e}");
             return 64;
         }
     };
@@ -242,7 +239,7 @@ fn serve(a: SimArgs) -> i32 {
     {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("muster sim: {e}");
+            eprintln!("microk8s-sim: {e}");
             return 1;
         }
     };
@@ -253,7 +250,7 @@ fn serve(a: SimArgs) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("muster sim: {e}");
+            eprintln!("microk8s-sim: {e}");
             return 1;
         }
     };
@@ -268,7 +265,7 @@ fn serve(a: SimArgs) -> i32 {
             stop.cancel();
         });
         eprintln!(
-            "muster sim: host {} serving the cluster agent on {:?} port {} (API {} on control planes), CLI socket {}",
+            "microk8s-sim: host {} serving the cluster agent on {:?} port {} (API {} on control planes), CLI socket {}",
             d.host.hostname,
             d.binds,
             state_dir::AGENT_PORT,
@@ -278,7 +275,7 @@ fn serve(a: SimArgs) -> i32 {
         match d.run().await {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("muster sim: {e}");
+                eprintln!("microk8s-sim: {e}");
                 1
             }
         }

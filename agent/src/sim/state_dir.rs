@@ -43,7 +43,7 @@ pub const DEFAULT_VERSION: &str = "v1.32.3";
 pub enum StateError {
     /// The directory has no `host.json`.
     #[error(
-        "{0} is not an initialised simulator state directory (no host.json); run `muster sim init`"
+        "{0} is not an initialised simulator state directory (no host.json); run `microk8s-sim init`"
     )]
     NotInitialised(PathBuf),
     /// A file could not be read or written.
