@@ -114,8 +114,12 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// One thread runs everything: the agent's work is a few messages a second, and a runtime with
+/// a worker per CPU would give a 64-core machine 64 threads (and malloc arenas) for nothing.
+/// Nothing in the agent blocks a task: microk8s runs as child processes, resources are probed
+/// on the blocking pool, mDNS has its own thread.
 fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_multi_thread()
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

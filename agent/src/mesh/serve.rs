@@ -4,6 +4,9 @@
 //! stops (so the gRPC server's graceful shutdown never waits on a peer), or with
 //! PERMISSION_DENIED when an envelope names another cluster.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use muster_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -15,8 +18,20 @@ use super::driver::{DeliverError, MeshHandle};
 use super::header::{Compressor, Expander};
 use super::transport::PEER_QUEUE;
 
-/// The answers of a served stream.
-pub type Answers = ReceiverStream<Result<pb::Envelope, Status>>;
+/// The answers of a served stream. Queued boxed (small channel slots, as in the transport)
+/// and unboxed as the server sends them.
+#[derive(Debug)]
+pub struct Answers(ReceiverStream<Result<Box<pb::Envelope>, Status>>);
+
+impl Stream for Answers {
+    type Item = Result<pb::Envelope, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.0)
+            .poll_next(cx)
+            .map(|next| next.map(|answer| answer.map(|e| *e)))
+    }
+}
 
 /// Serves one incoming stream received by node `local_id`: starts a task that feeds `inbound`
 /// to `mesh` and returns the stream of answers.
@@ -26,14 +41,14 @@ where
 {
     let (tx, rx) = mpsc::channel(PEER_QUEUE);
     tokio::spawn(run(mesh, local_id, inbound, tx));
-    ReceiverStream::new(rx)
+    Answers(ReceiverStream::new(rx))
 }
 
 async fn run<S>(
     mesh: MeshHandle,
     local_id: String,
     mut inbound: S,
-    tx: mpsc::Sender<Result<pb::Envelope, Status>>,
+    tx: mpsc::Sender<Result<Box<pb::Envelope>, Status>>,
 ) where
     S: Stream<Item = Result<pb::Envelope, Status>> + Send + Unpin + 'static,
 {
@@ -68,7 +83,7 @@ async fn run<S>(
             }
         };
         for answer in answers {
-            match tx.try_send(Ok(compressor.compress(answer))) {
+            match tx.try_send(Ok(Box::new(compressor.compress(answer)))) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => log::debug!("answer stream stuck; answer dropped"),
                 Err(TrySendError::Closed(_)) => return,
