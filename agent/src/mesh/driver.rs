@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::codec;
+use super::routes::Routes;
 use super::transport::{SendError, SendOutcome, Transport, TransportEvent};
 use crate::api::Snapshot;
 use crate::discovery::DiscoveryEvent;
@@ -70,6 +71,7 @@ pub struct MeshHandle {
     tx: mpsc::Sender<Command>,
     cluster: String,
     stopped: CancellationToken,
+    routes: Routes,
 }
 
 impl MeshHandle {
@@ -91,6 +93,11 @@ impl MeshHandle {
             Ok(Err(_)) => Err(DeliverError::NotRunning),
             Err(_) => Err(DeliverError::Busy),
         }
+    }
+
+    /// The registry where served streams offer themselves as the way to their opener.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
     }
 
     /// Resolves once the driver has stopped.
@@ -122,6 +129,7 @@ pub(crate) fn test_handle(
         tx,
         cluster: cluster.to_owned(),
         stopped: stopped.clone(),
+        routes: Routes::default(),
     };
     (handle, rx, stopped)
 }
@@ -159,11 +167,14 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(1024);
     let (events_tx, transport_rx) = mpsc::channel(1024);
     let stopped = CancellationToken::new();
+    let routes = Routes::default();
     let handle = MeshHandle {
         tx,
         cluster: setup.cluster.clone(),
         stopped: stopped.clone(),
+        routes: routes.clone(),
     };
+    let local_id = core.local().id().to_owned();
     let send_timeout = probe_timeout.max(Duration::from_millis(100)) * 3;
     let driver = Driver {
         core,
@@ -171,7 +182,7 @@ pub fn spawn(
         cluster: setup.cluster,
         rx,
         transport_rx,
-        transport: Transport::new(events_tx, send_timeout, tracker.clone()),
+        transport: Transport::new(local_id, routes, events_tx, send_timeout, tracker.clone()),
         stopped,
         snapshot,
         events,
@@ -387,7 +398,7 @@ impl Driver {
             ev.kind,
             EventKind::Forgotten | EventKind::Dead | EventKind::Left
         ) {
-            self.transport.forget(m.addr());
+            self.transport.forget(m.id(), m.addr());
         }
         let status = status_word(m.status);
         let incarnation = m.incarnation.to_string();

@@ -1,10 +1,11 @@
 //! The gossip mesh at runtime: the driver task around the pure [`crate::membership`] core,
-//! the gRPC streams between agents (both ends), and the protobuf codec of the protocol's
+//! the gRPC streams between agents (both ends, one connection per pair), and the protobuf codec of the protocol's
 //! messages.
 
 pub mod codec;
 pub mod driver;
 pub mod header;
+pub mod routes;
 pub mod serve;
 pub mod transport;
 

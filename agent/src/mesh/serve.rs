@@ -1,6 +1,8 @@
 //! The receiving end of a `Peer.Stream`: each envelope a peer sends is completed from the
 //! stream's header, handed to the mesh driver, and the driver's immediate answers for that
-//! peer go back on the same stream. The stream ends when the peer closes it, when the mesh
+//! peer go back on the same stream. Once the peer has identified itself, the stream is also
+//! registered as the route for everything else the driver sends to that peer
+//! ([`super::routes`]), so that the pair needs no second connection. The stream ends when the peer closes it, when the mesh
 //! stops (so the gRPC server's graceful shutdown never waits on a peer), or with
 //! PERMISSION_DENIED when an envelope names another cluster.
 
@@ -54,9 +56,27 @@ async fn run<S>(
 {
     let mut expander = Expander::new(&local_id);
     let mut compressor = Compressor::default();
+    // Messages the driver sends to the peer over this stream once it is registered.
+    let (route_tx, mut route_rx) = mpsc::channel::<Box<pb::Envelope>>(PEER_QUEUE);
+    let mut route_tx = Some(route_tx);
+    let mut route_open = true;
+    let mut _route = None;
     loop {
         let next = tokio::select! {
             next = inbound.next() => next,
+            routed = route_rx.recv(), if route_open => {
+                match routed {
+                    Some(env) => {
+                        let env = Box::new(compressor.compress(*env));
+                        if let Err(TrySendError::Closed(_)) = tx.try_send(Ok(env)) {
+                            return;
+                        }
+                    }
+                    // A newer stream of the same peer took over the route.
+                    None => route_open = false,
+                }
+                continue;
+            }
             _ = mesh.stopped() => return,
             _ = tx.closed() => return,
         };
@@ -70,6 +90,7 @@ async fn run<S>(
             return;
         }
         compressor.set_peer(&env.from);
+        let from = env.from.clone();
         let answers = match mesh.deliver(env).await {
             Ok(answers) => answers,
             Err(e @ DeliverError::WrongCluster { .. }) => {
@@ -82,6 +103,10 @@ async fn run<S>(
                 return;
             }
         };
+        // Registered only after the driver accepted an envelope: the peer is of our cluster.
+        if let Some(route) = route_tx.take() {
+            _route = Some(mesh.routes().register(&from, route));
+        }
         for answer in answers {
             match tx.try_send(Ok(Box::new(compressor.compress(answer)))) {
                 Ok(()) => {}

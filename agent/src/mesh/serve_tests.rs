@@ -64,6 +64,37 @@ async fn answers_go_back_on_the_stream_compressed() {
 }
 
 #[tokio::test]
+async fn once_the_peer_is_known_the_stream_carries_the_drivers_messages_to_it() {
+    let (handle, mut driver, _stop) = test_handle("lab");
+    let routes = handle.routes().clone();
+    let (in_tx, in_rx) = mpsc::channel(8);
+    let mut answers = serve(handle, "b".into(), ReceiverStream::new(in_rx));
+    assert!(!routes.has("a"), "unknown before its first envelope");
+    tokio::spawn(async move {
+        while let Some(Command::Deliver { reply, .. }) = driver.recv().await {
+            let _ = reply.send(vec![ack("b", 1)]);
+        }
+    });
+    in_tx.send(Ok(ping("a", "b", 1))).await.expect("open");
+    assert_eq!(
+        answers.next().await.expect("answer").expect("ok"),
+        ack("b", 1)
+    );
+    assert!(routes.has("a"), "registered as the way to a");
+    // A probe of b's own goes to a on a's stream, with the header already sent left out.
+    let mut probe = ping("b", "a", 7);
+    probe.from_addr = ack("b", 0).from_addr;
+    let routed = routes.try_send("a", Box::new(probe));
+    assert!(routed.is_ok());
+    let got = answers.next().await.expect("routed").expect("ok");
+    assert!(got.from.is_empty(), "header sent once");
+    assert!(matches!(got.payload, Some(pb::envelope::Payload::Ping(p)) if p.seq == 7));
+    drop(in_tx);
+    assert!(answers.next().await.is_none(), "ends when the peer closes");
+    assert!(!routes.has("a"), "unregistered with the stream");
+}
+
+#[tokio::test]
 async fn other_clusters_are_refused() {
     let (handle, _driver, _stop) = test_handle("lab");
     let (in_tx, in_rx) = mpsc::channel(8);

@@ -5,6 +5,9 @@
 //! comes back as [`SendOutcome::FailedFast`] (the core may probe indirectly at once); a message
 //! that gets no answer is simply lost (only the core's timeout says that).
 //!
+//! A member that opened a stream to us is sent to over that stream instead (a reverse route,
+//! see [`super::routes`]), so a pair of agents shares one connection.
+//!
 //! Per-peer queues are bounded and [`Transport::send`] never waits: a full queue drops the
 //! message. The server side of the stream lives in [`super::serve`].
 
@@ -21,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use tonic::transport::Endpoint;
 
 use super::header::{Compressor, Expander};
+use super::routes::{RouteError, Routes};
 
 /// Messages one peer's queue holds (both before the stream and inside it) before dropping.
 pub const PEER_QUEUE: usize = 64;
@@ -76,6 +80,8 @@ struct Outgoing {
 /// on its task tracker and end once the transport forgets them or is dropped.
 #[derive(Debug)]
 pub struct Transport {
+    local_id: String,
+    routes: Routes,
     peers: HashMap<String, mpsc::Sender<Outgoing>>,
     events: mpsc::Sender<TransportEvent>,
     timeout: Duration,
@@ -90,13 +96,19 @@ impl std::fmt::Debug for Outgoing {
 }
 
 impl Transport {
-    /// A transport reporting to `events`; `timeout` bounds connecting and opening a stream.
+    /// The transport of node `local_id`, reporting to `events` and sending over the streams
+    /// peers opened to us where `routes` has one; `timeout` bounds connecting and opening a
+    /// stream.
     pub fn new(
+        local_id: String,
+        routes: Routes,
         events: mpsc::Sender<TransportEvent>,
         timeout: Duration,
         tracker: TaskTracker,
     ) -> Self {
         Transport {
+            local_id,
+            routes,
             peers: HashMap::new(),
             events,
             timeout,
@@ -105,26 +117,49 @@ impl Transport {
         }
     }
 
-    /// Queues `envelope` for member `to` at `addr`, opening the stream on first use.
+    /// Queues `envelope` for member `to` at `addr`: on our stream to it, else on the stream it
+    /// opened to us, else on a new stream of ours.
     pub fn send(
         &mut self,
         to: String,
         addr: &str,
         envelope: pb::Envelope,
     ) -> Result<(), SendError> {
-        let mut msg = Outgoing {
-            to,
-            envelope: Box::new(envelope),
-        };
+        let mut envelope = Box::new(envelope);
+        if self.peers.contains_key(addr)
+            && Routes::yields_to(&self.local_id, &to)
+            && self.routes.has(&to)
+        {
+            // We both opened one: ours goes (the peer's task ends once its queue is dropped).
+            self.peers.remove(addr);
+        }
         if let Some(tx) = self.peers.get(addr) {
-            match tx.try_send(msg) {
+            match tx.try_send(Outgoing { to, envelope }) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Full(_)) => return Err(SendError::QueueFull(addr.to_owned())),
                 // The stream task is gone (it only ends when forgotten, so this is a
                 // leftover): start a new one.
-                Err(TrySendError::Closed(m)) => msg = m,
+                Err(TrySendError::Closed(m)) => {
+                    envelope = m.envelope;
+                    return self.open(m.to, addr, envelope);
+                }
             }
         }
+        match self.routes.try_send(&to, envelope) {
+            Ok(()) => Ok(()),
+            Err(RouteError::Full) => Err(SendError::QueueFull(addr.to_owned())),
+            Err(RouteError::NoRoute(envelope)) => self.open(to, addr, envelope),
+        }
+    }
+
+    /// Starts a stream task for `addr` with `envelope` as its first message.
+    fn open(
+        &mut self,
+        to: String,
+        addr: &str,
+        envelope: Box<pb::Envelope>,
+    ) -> Result<(), SendError> {
+        let msg = Outgoing { to, envelope };
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| SendError::BadAddress {
                 addr: addr.to_owned(),
@@ -147,9 +182,10 @@ impl Transport {
         Ok(())
     }
 
-    /// Closes the stream to `addr` (a member that is gone).
-    pub fn forget(&mut self, addr: &str) {
+    /// Closes the stream to member `id` at `addr` and drops its route (a member that is gone).
+    pub fn forget(&mut self, id: &str, addr: &str) {
         self.peers.remove(addr);
+        self.routes.forget(id);
     }
 
     /// How many peers have a stream task.

@@ -157,7 +157,13 @@ async fn expect_ack(events: &mut mpsc::Receiver<TransportEvent>, seq: u64) {
 fn transport(tracker: &TaskTracker) -> (Transport, mpsc::Receiver<TransportEvent>) {
     let (tx, rx) = mpsc::channel(64);
     (
-        Transport::new(tx, Duration::from_secs(2), tracker.clone()),
+        Transport::new(
+            "a".into(),
+            crate::mesh::routes::Routes::default(),
+            tx,
+            Duration::from_secs(2),
+            tracker.clone(),
+        ),
         rx,
     )
 }
@@ -192,11 +198,70 @@ async fn acks_come_back_on_the_stream_and_it_reopens_after_a_restart() {
         }
     }
     assert!(acked, "the stream reopened after the restart");
-    t.forget(&addr);
+    t.forget("b", &addr);
     tracker.close();
     tokio::time::timeout(WAIT, tracker.wait())
         .await
         .expect("forgotten streams end");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_member_that_opened_a_stream_to_us_is_sent_to_over_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    let tracker = TaskTracker::new();
+    let routes = crate::mesh::routes::Routes::default();
+    let (events_tx, _events) = mpsc::channel(64);
+    // Node "c" first opens its own stream to "b" (nothing listens; it keeps retrying).
+    let mut t = Transport::new(
+        "c".into(),
+        routes.clone(),
+        events_tx,
+        Duration::from_secs(2),
+        tracker.clone(),
+    );
+    t.send("b".into(), &addr, ping(1)).expect("queued");
+    assert_eq!(t.len(), 1);
+    // Then "b" opens one to "c": "c" has the higher id, so it gives its own up and uses b's.
+    let (route_tx, mut route_rx) = mpsc::channel(8);
+    let guard = routes.register("b", route_tx);
+    t.send("b".into(), &addr, ping(2)).expect("queued");
+    assert_eq!(t.len(), 0, "c's own stream is closed");
+    assert_eq!(
+        route_rx.try_recv().expect("on b's stream").payload,
+        ping(2).payload
+    );
+    // When b's stream ends, c opens its own again.
+    drop(guard);
+    t.send("b".into(), &addr, ping(3)).expect("queued");
+    assert_eq!(t.len(), 1);
+}
+
+#[tokio::test]
+async fn the_lower_id_keeps_its_own_stream_when_both_exist() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let server = TestServer::start(listener).await;
+    let tracker = TaskTracker::new();
+    let routes = crate::mesh::routes::Routes::default();
+    let (events_tx, mut events) = mpsc::channel(64);
+    let mut t = Transport::new(
+        "a".into(),
+        routes.clone(),
+        events_tx,
+        Duration::from_secs(2),
+        tracker.clone(),
+    );
+    t.send("b".into(), &addr, ping(1)).expect("queued");
+    expect_ack(&mut events, 1).await;
+    let (route_tx, mut route_rx) = mpsc::channel(8);
+    let _guard = routes.register("b", route_tx);
+    t.send("b".into(), &addr, ping(2)).expect("queued");
+    expect_ack(&mut events, 2).await;
+    assert_eq!(t.len(), 1);
+    assert!(route_rx.try_recv().is_err(), "b's stream was not used");
     server.stop().await;
 }
 
