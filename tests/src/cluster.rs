@@ -2,8 +2,9 @@
 //! simulator's daemon (`microk8s-sim serve`) plus a real `muster agent` whose `microk8s` is a
 //! link to the simulator bound to that host's state.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use crate::agent::{Agent, AgentOptions, sim_bin};
 use crate::error::{HarnessError, Result};
@@ -93,18 +94,49 @@ impl Host {
 
     /// Starts a simulated machine: microk8s daemon, then the agent driving it.
     pub fn start_sim_node(&self, o: &SimNodeOptions) -> Result<SimNode> {
-        let name = o.name.clone().unwrap_or_else(|| self.name().to_owned());
-        let (microk8s, sim) = self.start_sim(&name, &o.sim_env)?;
-        let mut options = AgentOptions::new(&o.cluster);
-        options.node_name = Some(name);
-        options.microk8s = Some(microk8s.clone());
-        options.log_level = Some(o.log_level.clone());
-        options.config_extra = format!("socket_group = \"\"\n{}", o.config);
-        let agent = self.start_agent(&options)?;
+        let (microk8s, sim) = self.start_sim(&self.sim_name(o), &o.sim_env)?;
+        let agent = self.start_sim_agent(o, &microk8s)?;
         Ok(SimNode {
             agent,
             sim,
             microk8s,
         })
+    }
+
+    /// The hostname a simulated machine of this host gets.
+    pub fn sim_name(&self, o: &SimNodeOptions) -> String {
+        o.name.clone().unwrap_or_else(|| self.name().to_owned())
+    }
+
+    /// Starts the agent of a simulated machine whose simulator already runs (`microk8s` is
+    /// the link [`Host::start_sim`] returned).
+    pub fn start_sim_agent(&self, o: &SimNodeOptions, microk8s: &Path) -> Result<Agent> {
+        let mut options = AgentOptions::new(&o.cluster);
+        options.node_name = Some(self.sim_name(o));
+        options.microk8s = Some(microk8s.to_path_buf());
+        options.log_level = Some(o.log_level.clone());
+        options.config_extra = format!("socket_group = \"\"\n{}", o.config);
+        self.start_agent(&options)
+    }
+
+    /// Waits until the simulator behind the `microk8s` link answers on its CLI socket.
+    pub fn wait_sim(&self, microk8s: &Path, timeout: Duration) -> Result<()> {
+        let socket = microk8s
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join("state").join("sim.sock"))
+            .ok_or_else(|| HarnessError::Invalid(format!("{} has no state", microk8s.display())))?;
+        crate::wait::wait_until(
+            "the simulator's socket",
+            timeout,
+            Duration::from_millis(20),
+            || {
+                if socket.exists() {
+                    Ok(())
+                } else {
+                    Err("no socket yet")
+                }
+            },
+        )
     }
 }

@@ -13,10 +13,20 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct ElectionConfig {
     /// The view must stay unchanged this long before the node claims, or steps down because
-    /// the rules now pick another node (default 2 s). Long enough for a burst of mDNS
-    /// discoveries and gossip after a simultaneous boot to settle.
+    /// the rules now pick another node (default 400 ms). After a simultaneous start the mesh
+    /// learns every member in one burst (mDNS announcements, then push-pull, all within about
+    /// a second at N = 20); 400 ms without news means the burst is over. A claim made
+    /// too early is not unsafe (voters only acknowledge a claimant that counts the same
+    /// voters), it just fails and is retried after `claim_retry`.
     #[serde(with = "humantime_serde")]
     pub settle: Duration,
+    /// No claim before this long after the agent started (default 1.2 s), however quiet the
+    /// view. In the first second after a simultaneous boot each node still knows only part of
+    /// the LAN (mDNS announces a service only after probing its name for ~750 ms), and two
+    /// groups that have not heard of each other yet could each confirm a claim of the same
+    /// term with a majority of their own small electorate.
+    #[serde(with = "humantime_serde")]
+    pub discovery: Duration,
     /// How long a claim waits for a majority of acknowledgements (default 1.5 s: a LAN round
     /// trip is below 1 ms, a gRPC connect plus one TCP retransmission well below 1 s).
     #[serde(with = "humantime_serde")]
@@ -38,7 +48,8 @@ pub struct ElectionConfig {
 impl Default for ElectionConfig {
     fn default() -> Self {
         ElectionConfig {
-            settle: Duration::from_secs(2),
+            settle: Duration::from_millis(400),
+            discovery: Duration::from_millis(1200),
             claim_timeout: Duration::from_millis(1500),
             claim_retry: Duration::from_secs(1),
             claim_retry_max: Duration::from_secs(30),

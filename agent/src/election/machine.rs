@@ -58,6 +58,8 @@ pub struct Election {
     stable_since: Duration,
     next_forget_at: Option<Duration>,
     next_claim_at: Duration,
+    /// When this node started: no claim before `started + discovery`.
+    started: Duration,
     failed_claims: u32,
     following: Option<(NodeId, Term)>,
     follow_floor: Option<(Term, NodeId)>,
@@ -95,6 +97,7 @@ impl Election {
             decision: Decision::None(rules::NoCandidate::NoEligibleMember),
             fingerprint: 0,
             stable_since: now,
+            started: now,
             next_forget_at: None,
             next_claim_at: now,
             failed_claims: 0,
@@ -141,7 +144,7 @@ impl Election {
 
     /// When the next [`Input::Tick`] is due, if any timer is running.
     pub fn next_deadline(&self) -> Option<Duration> {
-        let settle_end = self.stable_since.saturating_add(self.config.settle);
+        let settle_end = self.settle_end();
         let mut due = Vec::with_capacity(4);
         if self.now < settle_end {
             due.push(settle_end);
@@ -210,7 +213,14 @@ impl Election {
     }
 
     fn settled(&self) -> bool {
-        self.now >= self.stable_since.saturating_add(self.config.settle)
+        self.now >= self.settle_end()
+    }
+
+    /// The view has been quiet for the settle window, and discovery had its time.
+    fn settle_end(&self) -> Duration {
+        self.stable_since
+            .saturating_add(self.config.settle)
+            .max(self.started.saturating_add(self.config.discovery))
     }
 
     fn recompute(&mut self) {

@@ -15,6 +15,7 @@ pub(super) fn ms(n: u64) -> Duration {
 pub(super) fn config() -> ElectionConfig {
     ElectionConfig {
         settle: ms(2000),
+        discovery: ms(0),
         claim_timeout: ms(1500),
         claim_retry: ms(1000),
         claim_retry_max: ms(8000),
@@ -131,6 +132,24 @@ pub(super) fn claims_only_after_the_view_has_been_stable_for_the_settle_window()
         })
     );
     assert_eq!(claims_sent(&out), [("b".into(), 1), ("c".into(), 1)]);
+}
+
+#[test]
+fn no_claim_before_discovery_had_its_time_however_quiet_the_view() {
+    let mut cfg = config();
+    cfg.settle = ms(500);
+    cfg.discovery = ms(1500);
+    // Started at 10 s: only knows itself and one peer, quiet since.
+    let mut a = Election::new("a".into(), cfg, 7, ms(10_000)).expect("valid config");
+    a.handle(ms(10_000), Input::ViewChanged(vec![solo("a"), solo("b")]));
+    a.handle(ms(10_500), Input::Tick);
+    assert!(
+        claims_sent(&a.drain_outputs()).is_empty(),
+        "settled, but too early"
+    );
+    assert_eq!(a.next_deadline(), Some(ms(11_500)));
+    a.handle(ms(11_500), Input::Tick);
+    assert_eq!(claims_sent(&a.drain_outputs()), [("b".into(), 1)]);
 }
 
 #[test]

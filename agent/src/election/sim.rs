@@ -73,6 +73,7 @@ impl SimConfig {
             gossip_p: 0.5,
             election: ElectionConfig {
                 settle: Duration::from_secs(2),
+                discovery: Duration::from_millis(1500),
                 claim_timeout: Duration::from_millis(1500),
                 claim_retry: Duration::from_millis(500),
                 claim_retry_max: Duration::from_secs(5),

@@ -16,6 +16,10 @@
 //! Granted/Verifying --facts show it joined--> Idle (Joined; the report may be lost)
 //! Preparing/Granted/Verifying --failure, report of failure, or timeout--> Idle (JoinFailed)
 //! ```
+//! While a join is in flight, the token of the next follower in the queue is already made
+//! (`add-node` only writes a token line; it starts nothing), so that it is granted the moment
+//! the current join is verified. A prepared token older than half its TTL is not used.
+//!
 //! Followers poll: [`JoinCoordinator::request`] answers at once with a grant, a place in the
 //! queue, or a refusal. Every grant carries a fresh TTL token, so a follower whose join failed
 //! after the token was accepted can retry with a new grant. After a removal the coordinator
@@ -39,6 +43,14 @@ use crate::rng::Rng;
 struct Job {
     req: JoinRequest,
     role: JoinRole,
+}
+
+/// The token made ahead for the next follower while another join is in flight.
+struct Prepared {
+    follower: String,
+    /// The join URLs once `add-node` printed them.
+    urls: Option<Vec<String>>,
+    issued: Duration,
 }
 
 enum Slot {
@@ -79,6 +91,7 @@ pub struct JoinCoordinator {
     /// Earliest next automatic removal attempt per node, after a failed one.
     removal_backoff: BTreeMap<String, Duration>,
     slot: Slot,
+    next: Option<Prepared>,
     blocked: Option<Blocked>,
     outputs: Vec<Output>,
 }
@@ -106,6 +119,7 @@ impl JoinCoordinator {
             leaves: VecDeque::new(),
             removal_backoff: BTreeMap::new(),
             slot: Slot::Idle,
+            next: None,
             blocked: None,
             outputs: Vec::new(),
         })
@@ -132,6 +146,7 @@ impl JoinCoordinator {
             None => self.queue.push_back((req.clone(), self.now)),
         }
         self.pump();
+        self.prepare_next();
         if self.serving() == Some(req.follower.as_str())
             && let Some(response) = self.in_flight_response()
         {
@@ -178,6 +193,7 @@ impl JoinCoordinator {
             Input::Tick => self.check_timeouts(),
         }
         self.pump();
+        self.prepare_next();
     }
 
     /// Takes the outputs queued so far.
@@ -333,15 +349,53 @@ impl JoinCoordinator {
             return;
         };
         let role = join_role(req.preference, control_planes, self.config.control_planes);
+        let job = Job { req, role };
+        match self.next.take() {
+            Some(p)
+                if p.follower == job.req.follower && now < p.issued + self.config.token_ttl / 2 =>
+            {
+                self.slot = Slot::Preparing {
+                    job,
+                    since: p.issued,
+                };
+                if let Some(urls) = p.urls {
+                    let follower = self.serving().unwrap_or_default().to_owned();
+                    self.on_add_node(&follower, Ok(urls));
+                }
+            }
+            _ => {
+                self.outputs.push(Output::AddNode {
+                    follower: job.req.follower.clone(),
+                    token: new_token(&mut self.rng),
+                    ttl: self.config.token_ttl,
+                });
+                self.slot = Slot::Preparing { job, since: now };
+            }
+        }
+    }
+
+    /// Makes the next follower's token while a join is in flight (see the module doc).
+    fn prepare_next(&mut self) {
+        if self.next.is_some()
+            || self.blocked.is_some()
+            || !matches!(self.slot, Slot::Granted { .. } | Slot::Verifying { .. })
+        {
+            return;
+        }
+        let Some((head, _)) = self.queue.front() else {
+            return;
+        };
+        let follower = head.follower.clone();
         self.outputs.push(Output::AddNode {
-            follower: req.follower.clone(),
+            follower: follower.clone(),
             token: new_token(&mut self.rng),
             ttl: self.config.token_ttl,
         });
-        self.slot = Slot::Preparing {
-            job: Job { req, role },
-            since: now,
-        };
+        self.next = Some(Prepared {
+            follower,
+            urls: None,
+            issued: self.now,
+        });
     }
 
     fn set_blocked(&mut self, blocked: Option<Blocked>) {
@@ -366,6 +420,17 @@ impl JoinCoordinator {
     }
 
     fn on_add_node(&mut self, follower: &str, result: Result<Vec<String>, String>) {
+        if let Some(p) = &mut self.next
+            && p.follower == follower
+            && p.urls.is_none()
+        {
+            match result {
+                Ok(urls) => p.urls = Some(urls),
+                // Made again, the usual way, when its turn comes.
+                Err(_) => self.next = None,
+            }
+            return;
+        }
         let Slot::Preparing { job, .. } = &self.slot else {
             return;
         };

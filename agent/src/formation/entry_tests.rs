@@ -194,6 +194,17 @@ pub(super) fn serves_followers_strictly_one_at_a_time_in_order() {
             urls: urls(),
         },
     );
+    // a is granted; b's token is made meanwhile (add-node starts nothing).
+    let out = c.drain_outputs();
+    assert!(matches!(&out[0], Output::Granted { follower, .. } if follower == "a"));
+    assert!(matches!(&out[1], Output::AddNode { follower, .. } if follower == "b"));
+    c.handle(
+        s(3),
+        Input::AddNodeDone {
+            follower: "b".into(),
+            urls: urls(),
+        },
+    );
     c.handle(
         s(60),
         Input::Report {
@@ -208,6 +219,10 @@ pub(super) fn serves_followers_strictly_one_at_a_time_in_order() {
         Some("a"),
         "verifying a still blocks b"
     );
+    assert!(matches!(
+        c.request(s(60), req("b", "198.18.0.8")),
+        JoinResponse::Wait { position: 1, .. }
+    ));
     // a shows up Ready and in the datastore: verified, and b is served next.
     let joined = facts(vec![
         voter("entry", "198.18.0.1", MemberState::Up),
@@ -225,8 +240,48 @@ pub(super) fn serves_followers_strictly_one_at_a_time_in_order() {
             role: JoinRole::ControlPlane
         }
     );
-    assert!(matches!(&out[1], Output::AddNode { follower, .. } if follower == "b"));
+    // b is granted at once with the token made ahead; c's token is made now.
+    assert!(matches!(&out[1], Output::Granted { follower, .. } if follower == "b"));
+    assert!(matches!(&out[2], Output::AddNode { follower, .. } if follower == "c"));
     assert_eq!(c.status().queued, ["c"]);
+}
+
+#[test]
+fn a_token_made_ahead_is_not_used_once_half_its_ttl_is_gone() {
+    let mut c = coordinator(config());
+    let ttl = config().token_ttl;
+    c.request(s(1), req("a", "198.18.0.7"));
+    c.request(s(1), req("b", "198.18.0.8"));
+    c.handle(
+        s(1),
+        Input::AddNodeDone {
+            follower: "a".into(),
+            urls: urls(),
+        },
+    );
+    c.handle(
+        s(1),
+        Input::AddNodeDone {
+            follower: "b".into(),
+            urls: urls(),
+        },
+    );
+    c.drain_outputs();
+    let late = s(1) + ttl / 2 + s(1);
+    c.request(late, req("b", "198.18.0.8"));
+    c.handle(
+        late,
+        Input::Facts(facts(vec![
+            voter("entry", "198.18.0.1", MemberState::Up),
+            voter("host-a", "198.18.0.7", MemberState::Up),
+        ])),
+    );
+    let out = c.drain_outputs();
+    assert!(matches!(&out[0], Output::Joined { follower, .. } if follower == "a"));
+    assert!(
+        matches!(&out[1], Output::AddNode { follower, .. } if follower == "b"),
+        "a fresh token: {out:?}"
+    );
 }
 
 #[test]

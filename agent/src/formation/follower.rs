@@ -9,15 +9,16 @@
 //! ```text
 //! Idle --entry known, no refusal--> WaitingReady --ready--> Requesting --granted--> Joining
 //! Requesting --wait--> Queued --poll time--> Requesting
-//! Joining --joined--> Verifying --verified (report sent)--> Joined
+//! Joining --join exited 0 (report sent)--> Verifying --verified--> Joined
 //! WaitingReady/Requesting/Joining/Verifying --failure--> Failed(retry at t) --t--> Idle
 //! Idle --refusal--> Refused --view changes, refusal gone--> Idle
 //! Idle --only refusal is "in another cluster" and moving is allowed--> LeavingOther --> Idle
 //! Joined --seen in a multi-node cluster, then no longer--> Idle;   any --leave--> Left
 //! ```
-//! A failed join is reported to the entry point too, so that it serves the next follower at
-//! once instead of waiting for its timeout. The success report is best-effort: the entry point
-//! also recognises a joined node in its own facts.
+//! The entry point hears of the join as soon as `microk8s join` exits 0, so that it looks for
+//! the node at once (it verifies on its own and also recognises a joined node it was not told
+//! about). A failed join or verification is reported too, so that it serves the next follower
+//! at once instead of waiting for its timeout.
 
 use std::time::Duration;
 
@@ -303,6 +304,14 @@ impl FollowerJoin {
                 if let Phase::Joining { entry, role } = &self.phase {
                     let (entry, role) = (entry.clone(), *role);
                     if ok {
+                        // Tell the entry point at once: it verifies on its own and serves the
+                        // next follower as soon as it sees this node, so every moment between
+                        // the join and its first look is dead time in a serialised formation.
+                        self.outputs.push(Output::Report {
+                            entry: entry.clone(),
+                            ok: true,
+                            detail: "microk8s join exited 0".into(),
+                        });
                         self.outputs.push(Output::Verify { role });
                         self.set_phase(Phase::Verifying { entry, role });
                     } else {
@@ -315,11 +324,6 @@ impl FollowerJoin {
                 if let Phase::Verifying { entry, .. } = &self.phase {
                     let entry = entry.clone();
                     if ok {
-                        self.outputs.push(Output::Report {
-                            entry,
-                            ok: true,
-                            detail: "joined and verified".into(),
-                        });
                         self.attempt = 0;
                         self.set_phase(Phase::Joined);
                     } else {

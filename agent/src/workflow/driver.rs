@@ -30,9 +30,23 @@ use crate::mesh::MeshHandle;
 const WAIT_READY: Duration = Duration::from_secs(120);
 /// Timeout of one RPC to a peer.
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often facts are probed while a join is in flight, and how often the follower next in
-/// line (or being served) asks again: formation should not wait on polling intervals.
+/// How often the entry point probes its facts while a join is in flight (before the follower
+/// reports; see [`VERIFY_POLL`] after).
 const FAST_POLL: Duration = Duration::from_millis(200);
+/// First interval of the entry point's facts probes once a follower reported its join; it
+/// doubles up to [`FAST_POLL`], so a node that needs seconds to turn Ready costs few probes.
+const VERIFY_POLL: Duration = Duration::from_millis(20);
+/// How long the entry point holds a join request it cannot grant yet (a long poll): the
+/// follower hears of its grant the moment it exists instead of at its next question. Well
+/// below [`RPC_TIMEOUT`], so the follower's call never times out.
+const JOIN_HOLD: Duration = Duration::from_secs(2);
+
+/// A join request the entry point holds until it can grant it or [`JOIN_HOLD`] passes.
+struct HeldJoin {
+    req: JoinRequest,
+    reply: oneshot::Sender<pb::JoinResponseMsg>,
+    until: Duration,
+}
 
 /// What the workflow needs to start.
 pub struct WorkflowSetup {
@@ -300,6 +314,9 @@ pub fn spawn(
         published: BTreeMap::new(),
         has_route: !crate::netinfo::default_route().is_empty(),
         serving: false,
+        verify_poll: None,
+        held: HashMap::new(),
+        probe_again: false,
     };
     tracker.spawn(wf.run(stop));
     Ok(handle)
@@ -347,6 +364,13 @@ struct Workflow {
     has_route: bool,
     /// A join is in flight on this entry point: probe fast so that verification is prompt.
     serving: bool,
+    /// The follower reported its join: the current interval of the verification probes.
+    verify_poll: Option<Duration>,
+    /// Join requests held for their grant, by follower id.
+    held: HashMap<String, HeldJoin>,
+    /// Facts were asked for while a probe ran (its answer may predate the reason): probe
+    /// again as soon as it returns.
+    probe_again: bool,
 }
 
 /// The adapter's role for a planner's join role.

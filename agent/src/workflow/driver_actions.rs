@@ -50,7 +50,15 @@ impl Workflow {
                 log::debug!("claim of term {term} failed: {reason:?}")
             }
             O::BecameEntry { term } => {
-                self.next_probe = self.now();
+                // Start from the facts of the last periodic probe (at most `poll_interval`
+                // old) rather than idle until a new one returns: the first grant is on the
+                // critical path of a formation, and the fresh probe follows at once.
+                if let Some(cf) = facts::cluster_facts(&self.facts, &self.views) {
+                    let now = self.now();
+                    self.coordinator
+                        .handle(now, formation::EntryInput::Facts(cf));
+                }
+                self.probe_soon();
                 self.emit(
                     Level::Info,
                     Event::EntryElected,
@@ -133,10 +141,10 @@ impl Workflow {
                     let _ = tx.send(Command::Removed { name, ok, detail }).await;
                 });
             }
-            O::RefreshFacts => self.next_probe = self.now(),
+            O::RefreshFacts => self.probe_soon(),
             O::Granted { name, role, .. } => {
                 self.serving = true;
-                self.next_probe = self.now();
+                self.probe_soon();
                 self.emit(
                     Level::Info,
                     Event::JoinGranted,
@@ -146,6 +154,7 @@ impl Workflow {
             }
             O::Joined { name, role, .. } => {
                 self.serving = false;
+                self.verify_poll = None;
                 self.emit(
                     Level::Info,
                     Event::NodeJoined,
@@ -155,6 +164,7 @@ impl Workflow {
             }
             O::JoinFailed { name, reason, .. } => {
                 self.serving = false;
+                self.verify_poll = None;
                 self.emit(
                     Level::Warn,
                     Event::JoinFailed,

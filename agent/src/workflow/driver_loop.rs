@@ -27,6 +27,7 @@ impl Workflow {
                 self.coordinator.next_deadline(),
                 self.follower.next_deadline(),
                 (!self.probing).then_some(self.next_probe),
+                self.held.values().map(|h| h.until).min(),
             ]
             .into_iter()
             .flatten()
@@ -57,9 +58,20 @@ impl Workflow {
                     if !self.probing && now >= self.next_probe {
                         self.probe();
                     }
+                    self.release_held(now);
                 }
             }
             self.process();
+        }
+    }
+
+    /// Probes the facts now, or right after the probe in flight (whose answer may predate
+    /// the reason for asking).
+    pub(super) fn probe_soon(&mut self) {
+        if self.probing {
+            self.probe_again = true;
+        } else {
+            self.next_probe = self.now();
         }
     }
 
@@ -146,29 +158,33 @@ impl Workflow {
                     .handle(now, election::Input::Claim { from, claim });
             }
             Command::JoinRequest { req, reply } => {
-                let answer = if self.is_entry() {
-                    let cluster = self.facts.cluster_id.clone().unwrap_or_default();
-                    let mut response = self.coordinator.request(now, req);
-                    // Queued followers ask again soon: the answer is cheap (no microk8s
-                    // command), and a grant waiting for its next question is dead time in a
-                    // formation that is serialised anyway.
-                    if let formation::JoinResponse::Wait { retry_after, .. } = &mut response {
-                        *retry_after = (*retry_after).min(FAST_POLL);
+                if !self.is_entry() {
+                    let _ = reply.send(not_entry_answer());
+                    return;
+                }
+                let cluster = self.facts.cluster_id.clone().unwrap_or_default();
+                let response = self.coordinator.request(now, req.clone());
+                match response {
+                    formation::JoinResponse::Wait { .. } => {
+                        let held = HeldJoin {
+                            req,
+                            reply,
+                            until: now + JOIN_HOLD,
+                        };
+                        if let Some(old) = self.held.insert(held.req.follower.clone(), held) {
+                            // Superseded by the follower's newer question.
+                            let _ = old.reply.send(self.wait_answer(0));
+                        }
                     }
-                    rpc::response_to_pb(&response, &cluster)
-                } else {
-                    rpc::response_to_pb(
-                        &formation::JoinResponse::Wait {
-                            position: 0,
-                            retry_after: Duration::from_secs(2),
-                            reason: formation::WaitReason::Queued,
-                        },
-                        "",
-                    )
-                };
-                let _ = reply.send(answer);
+                    other => {
+                        let _ = reply.send(rpc::response_to_pb(&other, &cluster));
+                    }
+                }
             }
             Command::Report { from, ok, detail } => {
+                if ok && self.is_entry() {
+                    self.verify_poll = Some(VERIFY_POLL);
+                }
                 self.coordinator.handle(
                     now,
                     formation::EntryInput::Report {
@@ -185,12 +201,19 @@ impl Workflow {
             Command::Leave { reply } => self.leave(reply),
             Command::Facts(f) => {
                 self.probing = false;
-                let interval = if self.serving {
-                    FAST_POLL
-                } else {
-                    self.setup.formation.poll_interval
+                let interval = match self.verify_poll {
+                    Some(p) => {
+                        self.verify_poll = Some((p * 2).min(FAST_POLL));
+                        p
+                    }
+                    None if self.serving => FAST_POLL,
+                    None => self.setup.formation.poll_interval,
                 };
-                self.next_probe = now + interval;
+                self.next_probe = if std::mem::take(&mut self.probe_again) {
+                    now
+                } else {
+                    now + interval
+                };
                 if f.state == Mk8sState::Error
                     && self.facts.error != f.error
                     && let Some(e) = &f.error
@@ -232,7 +255,7 @@ impl Workflow {
             Command::Removed { name, ok, detail } => {
                 self.coordinator
                     .handle(now, formation::EntryInput::RemoveDone { name, ok, detail });
-                self.next_probe = now;
+                self.probe_soon();
             }
             Command::Ready { ok, detail } => self
                 .follower
@@ -270,7 +293,7 @@ impl Workflow {
                     let _ = std::fs::write(self.setup.data_dir.join("cluster-id"), &c);
                     self.remembered = Some(c);
                 }
-                self.next_probe = now;
+                self.probe_soon();
                 self.follower
                     .handle(now, formation::FollowerInput::Verified { ok, detail })
             }
@@ -360,8 +383,68 @@ impl Workflow {
             .map(|m| m.addr.clone())
     }
 
+    /// Answers the held join request that can be answered now: the follower being served
+    /// once its grant exists, everyone once this node is no longer the entry point.
+    pub(super) fn answer_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        if !self.is_entry() {
+            for (_, h) in self.held.drain() {
+                let _ = h.reply.send(not_entry_answer());
+            }
+            return;
+        }
+        let Some(follower) = self.coordinator.status().serving else {
+            return;
+        };
+        let Some(held) = self.held.remove(&follower) else {
+            return;
+        };
+        let now = self.now();
+        match self.coordinator.request(now, held.req.clone()) {
+            formation::JoinResponse::Wait { .. } => {
+                self.held.insert(follower, held);
+            }
+            other => {
+                let cluster = self.facts.cluster_id.clone().unwrap_or_default();
+                let _ = held.reply.send(rpc::response_to_pb(&other, &cluster));
+            }
+        }
+    }
+
+    /// Answers held requests whose hold is over with "ask again now".
+    pub(super) fn release_held(&mut self, now: Duration) {
+        let due: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.until <= now)
+            .map(|(f, _)| f.clone())
+            .collect();
+        for follower in due {
+            if let Some(h) = self.held.remove(&follower) {
+                let _ = h.reply.send(self.wait_answer(0));
+            }
+        }
+    }
+
+    /// A "queued, ask again after `retry_ms`" answer.
+    pub(super) fn wait_answer(&self, retry_ms: u64) -> pb::JoinResponseMsg {
+        let cluster = self.facts.cluster_id.clone().unwrap_or_default();
+        rpc::response_to_pb(
+            &formation::JoinResponse::Wait {
+                position: 0,
+                retry_after: Duration::from_millis(retry_ms),
+                reason: formation::WaitReason::Queued,
+            },
+            &cluster,
+        )
+    }
+
     /// Carries out everything the three cores asked for, then publishes status and fields.
     pub(super) fn process(&mut self) {
+        // Before the coordinator's outputs: a grant made by the last input is answered now.
+        self.answer_held();
         for out in self.election.drain_outputs() {
             self.on_election(out);
         }
@@ -469,4 +552,17 @@ impl Workflow {
             changed
         });
     }
+}
+
+/// The answer of a node that is not the entry point: ask again later (it may become one, or
+/// the follower learns the real entry point meanwhile).
+fn not_entry_answer() -> pb::JoinResponseMsg {
+    rpc::response_to_pb(
+        &formation::JoinResponse::Wait {
+            position: 0,
+            retry_after: Duration::from_secs(2),
+            reason: formation::WaitReason::Queued,
+        },
+        "",
+    )
 }

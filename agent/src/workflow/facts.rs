@@ -143,14 +143,16 @@ pub async fn probe(
         Ok(Status::Running(cs)) => {
             facts.state = Mk8sState::Ready;
             facts.control_plane = true;
-            match m8s.nodes().await {
+            // Both at once: a probe is on the critical path of every verified join.
+            let (nodes, kubeconfig) = tokio::join!(m8s.nodes(), m8s.kubeconfig());
+            match nodes {
                 Ok(nodes) => {
                     facts.size = nodes.len().max(1) as u32;
                     facts.nodes = nodes;
                 }
                 Err(e) => facts.error = Some(e.to_string()),
             }
-            match m8s.kubeconfig().await {
+            match kubeconfig {
                 Ok(kc) => facts.cluster_id = cluster_id_of(kc.expose()),
                 Err(e) => facts.error = Some(e.to_string()),
             }

@@ -197,7 +197,7 @@ pub fn response_from_pb(
         Answer::Wait(w) => Ok((
             JoinResponse::Wait {
                 position: w.position,
-                retry_after: Duration::from_millis(w.retry_after_ms.clamp(100, 60_000)),
+                retry_after: Duration::from_millis(w.retry_after_ms.clamp(10, 60_000)),
                 reason: WaitReason::Queued,
             },
             None,

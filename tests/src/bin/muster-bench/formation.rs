@@ -87,12 +87,25 @@ fn measure(n: usize, latency: &str) -> Result<Figures, Box<dyn std::error::Error
     let mut options = SimNodeOptions::new(&format!("fbench-{}", std::process::id()));
     options.sim_env = vec![("MUSTER_SIM_JOIN_LATENCY".to_owned(), latency.to_owned())];
     options.config = "[formation]\nverify_timeout = \"5min\"\n".to_owned();
+    // The machines run microk8s already (as after `snap install`); the clock starts when
+    // every agent is started at once, as when the package lands on all of them.
+    let mut sims = Vec::new();
+    for h in lab.hosts() {
+        sims.push(h.start_sim(&h.sim_name(&options), &options.sim_env)?);
+    }
+    for (h, (microk8s, _)) in lab.hosts().iter().zip(&sims) {
+        h.wait_sim(microk8s, Duration::from_secs(30))?;
+    }
     let t0 = SystemTime::now();
     let mut machines: Vec<SimNode> = Vec::new();
-    for h in lab.hosts() {
-        machines.push(h.start_sim_node(&options)?);
+    for (h, (microk8s, sim)) in lab.hosts().iter().zip(sims) {
+        machines.push(SimNode {
+            agent: h.start_sim_agent(&options, &microk8s)?,
+            sim,
+            microk8s,
+        });
     }
-    eprintln!("formation: {n} machines started");
+    eprintln!("formation: {n} agents started");
     let limit = Duration::from_secs(if latency == "realistic" { 900 } else { 300 });
     let started = Instant::now();
     loop {
@@ -124,6 +137,14 @@ fn measure(n: usize, latency: &str) -> Result<Figures, Box<dyn std::error::Error
                             .collect::<Vec<_>>()
                     })
                     .sum();
+                if let Some(dir) = std::env::var_os("MUSTER_BENCH_LOGS") {
+                    // For reading the timeline: every agent's log, one file per machine.
+                    let dir = std::path::PathBuf::from(dir);
+                    std::fs::create_dir_all(&dir)?;
+                    for (i, m) in machines.iter().enumerate() {
+                        std::fs::write(dir.join(format!("agent-{i}.log")), m.agent.log())?;
+                    }
+                }
                 return Ok(Figures {
                     formation: end.duration_since(t0)?,
                     floor: Duration::from_millis(floor_ms),
