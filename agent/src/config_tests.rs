@@ -183,14 +183,15 @@ fn overrides_replace_and_are_blamed_for_bad_values() {
 #[test]
 fn packaged_config_documents_the_defaults() {
     let text = include_str!("../../packaging/muster.toml");
-    // Uncomment every `#key = value` line: each must parse, and all but the examples of
-    // non-default values must equal the built-in defaults.
+    // Uncomment every `#key = value` line and `#[section]` header: each must parse, and all
+    // but the examples of non-default values must equal the built-in defaults.
     let uncommented: String = text
         .lines()
         .filter_map(|l| l.strip_prefix('#'))
         .filter(|l| {
-            l.split_once('=')
-                .is_some_and(|(k, _)| !k.trim().contains(' '))
+            l.starts_with('[')
+                || l.split_once('=')
+                    .is_some_and(|(k, _)| !k.trim().contains(' '))
         })
         .map(|l| format!("{l}\n"))
         .collect();
@@ -198,6 +199,10 @@ fn packaged_config_documents_the_defaults() {
     let expected = Config {
         node_name: Some("gpu01".into()),
         interfaces: vec!["eno1".into()],
+        formation: crate::formation::FormationConfig {
+            remove_after: Some(std::time::Duration::from_secs(1800)),
+            ..Default::default()
+        },
         ..Config::default()
     };
     assert_eq!(c, expected);

@@ -45,7 +45,9 @@ pub struct FormationConfig {
     /// Longest delay between join attempts (default 2 min).
     #[serde(with = "humantime_serde")]
     pub join_retry_max: Duration,
-    /// How soon a queued follower asks again (default 2 s).
+    /// How often the entry point refreshes its microk8s facts, and how soon a follower asks
+    /// again when it was told to wait (default 2 s). The workflow driver shortens both while a
+    /// join is in flight, and holds a queued follower's question until its grant.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     /// A queued follower that has not asked again for this long loses its place (default 30 s).
