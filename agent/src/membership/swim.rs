@@ -372,10 +372,11 @@ impl Membership {
         self.expire_probes(now);
         self.expire_relays(now);
         self.expire_suspicions(now);
-        if now >= self.next_gossip_at {
-            if !self.queue.is_empty() {
-                self.gossip_round(now);
-            }
+        // Idle rounds do not count: the first update after a quiet spell goes out at once
+        // (an entry point's announcement is on the critical path of a formation), later
+        // ones at most one round per `gossip_interval`.
+        if now >= self.next_gossip_at && !self.queue.is_empty() {
+            self.gossip_round(now);
             self.next_gossip_at = now + self.config.gossip_interval;
         }
         match self.phase {
@@ -432,11 +433,13 @@ impl Membership {
     }
 
     /// Publishes new local metadata; its `meta_version` is set to the previous one plus one
-    /// (the value passed in is ignored). Returns the new version.
+    /// (the value passed in is ignored), and a gossip round goes out at the next tick whatever
+    /// the rate limit: a node's own news (an entry point announcing itself) is rare and often
+    /// awaited. Returns the new version.
     pub fn update_local_meta(
         &mut self,
         mut meta: NodeMeta,
-        _now: Duration,
+        now: Duration,
     ) -> Result<u64, MembershipError> {
         if self.phase != LocalPhase::Active {
             return Err(MembershipError::NotActive);
@@ -452,6 +455,7 @@ impl Membership {
         let version = meta.meta_version;
         self.local.meta = Arc::new(meta);
         self.queue.push(self.local.to_update(&self.local.meta.id));
+        self.next_gossip_at = self.next_gossip_at.min(now);
         Ok(version)
     }
 

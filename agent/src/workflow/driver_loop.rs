@@ -134,6 +134,7 @@ impl Workflow {
         let remembered = self.remembered.clone();
         let tx = self.tx.clone();
         let known_version = self.facts.version.clone();
+        let was_running = self.facts.state == Mk8sState::Ready;
         self.tracker.spawn(async move {
             let version = match known_version {
                 Some(v) => Some(v),
@@ -144,7 +145,8 @@ impl Workflow {
                     .flatten()
                     .map(|v| format!("{}.{}", v.major, v.minor)),
             };
-            let facts = facts::probe(m8s.as_ref(), remembered.as_deref(), version).await;
+            let facts =
+                facts::probe(m8s.as_ref(), remembered.as_deref(), version, was_running).await;
             let _ = tx.send(Command::Facts(Box::new(facts))).await;
         });
     }

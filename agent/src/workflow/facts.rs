@@ -130,21 +130,36 @@ pub fn cluster_id_of(kubeconfig: &str) -> Option<String> {
 }
 
 /// Probes microk8s through the adapter. `remembered` is the cluster id this node stored when
-/// it last joined as a worker (a worker cannot read the cluster's credentials itself).
+/// it last joined as a worker (a worker cannot read the cluster's credentials itself);
+/// `was_running`: the last probe found a running control plane.
 pub async fn probe(
     m8s: &dyn Microk8s,
     remembered: Option<&str>,
     version: Option<String>,
+    was_running: bool,
 ) -> LocalFacts {
     let mut facts = LocalFacts::unknown();
     facts.error = None;
     facts.version = version;
-    match m8s.status(None).await {
+    // On a node that ran a control plane at the last probe, all three at once: the entry
+    // point's probe is on the critical path of every verified join. Elsewhere the node list
+    // and kubeconfig are asked for only once status says the node runs (a worker would spend
+    // two failing commands per probe).
+    let (status, early) = if was_running {
+        let (status, nodes, kubeconfig) =
+            tokio::join!(m8s.status(None), m8s.nodes(), m8s.kubeconfig());
+        (status, Some((nodes, kubeconfig)))
+    } else {
+        (m8s.status(None).await, None)
+    };
+    match status {
         Ok(Status::Running(cs)) => {
+            let (nodes, kubeconfig) = match early {
+                Some(both) => both,
+                None => tokio::join!(m8s.nodes(), m8s.kubeconfig()),
+            };
             facts.state = Mk8sState::Ready;
             facts.control_plane = true;
-            // Both at once: a probe is on the critical path of every verified join.
-            let (nodes, kubeconfig) = tokio::join!(m8s.nodes(), m8s.kubeconfig());
             match nodes {
                 Ok(nodes) => {
                     facts.size = nodes.len().max(1) as u32;
