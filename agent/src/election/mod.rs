@@ -10,7 +10,8 @@
 //!
 //! # Protocol
 //! Every node evaluates the [rules] on its own view. When the view has been unchanged
-//! for the settle window, the rules choose this node, and a majority of the electorate is up,
+//! for the settle window (and the node has run for the `discovery` grace, so that a booting
+//! LAN has announced itself), the rules choose this node, and a majority of the electorate is up,
 //! it becomes a candidate: it picks `term = 1 + highest term seen`, votes for itself
 //! (persisted), and sends `Claim { term, electorate digest }` to every up voter. A voter
 //! acknowledges iff ([`claim::vote`]) it has not acknowledged a higher term nor someone else in
