@@ -103,9 +103,10 @@ fn wait_formed(nodes: &[&Node], names: &[String]) -> usize {
         if entries.len() != 1 {
             return Err(summary);
         }
+        // Verified, and done verifying itself (a node's role reads `joining` until then).
         let all_verified = st.iter().all(|s| {
             s.as_ref()
-                .is_some_and(|s| s["cluster_state"]["verified"] == true)
+                .is_some_and(|s| s["cluster_state"]["verified"] == true && s["role"] != "joining")
         });
         let listed = kube_nodes(nodes[entries[0]]);
         let all_ready =

@@ -336,6 +336,8 @@ impl Workflow {
         self.tracker.spawn(async move {
             let started = Instant::now();
             let mut last = String::from("not checked yet");
+            // Soon after the join first (the node is often Ready at once), then less often.
+            let mut pause = VERIFY_POLL;
             while started.elapsed() < limit {
                 let entry = snap
                     .borrow_and_update()
@@ -380,7 +382,8 @@ impl Workflow {
                     }
                     Err(e) => last = e,
                 }
-                tokio::time::sleep(FAST_POLL).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(FAST_POLL);
             }
             // A join that exited 0 but never completed leaves microk8s half-joined (not
             // ready, its own datastore discarded): `microk8s leave` resets it to a standalone
