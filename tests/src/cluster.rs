@@ -71,7 +71,7 @@ impl Host {
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
-        let state = dir.join("state");
+        let state = self.sim_state();
         let state_file = link_dir.join("microk8s.sim-state");
         std::fs::write(&state_file, state.display().to_string())
             .map_err(|e| HarnessError::io(format!("writing {}", state_file.display()), e))?;
@@ -119,13 +119,15 @@ impl Host {
         self.start_agent(&options)
     }
 
-    /// Waits until the simulator behind the `microk8s` link answers on its CLI socket.
-    pub fn wait_sim(&self, microk8s: &Path, timeout: Duration) -> Result<()> {
-        let socket = microk8s
-            .parent()
-            .and_then(Path::parent)
-            .map(|d| d.join("state").join("sim.sock"))
-            .ok_or_else(|| HarnessError::Invalid(format!("{} has no state", microk8s.display())))?;
+    /// The state directory of this host's simulator.
+    fn sim_state(&self) -> PathBuf {
+        self.dir().join("mk8s").join("state")
+    }
+
+    /// Waits until this host's simulator (started by [`Host::start_sim`]) serves its CLI
+    /// socket.
+    pub fn wait_sim(&self, timeout: Duration) -> Result<()> {
+        let socket = self.sim_state().join(muster::sim::state_dir::SOCKET);
         crate::wait::wait_until(
             "the simulator's socket",
             timeout,

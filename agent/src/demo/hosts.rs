@@ -298,7 +298,7 @@ impl DemoCluster {
     fn wait_sims(&mut self, stop: &CancellationToken) -> Result<(), SetupError> {
         let deadline = Instant::now() + SIM_START;
         for (host, sim) in self.hosts.iter().zip(self.sims.iter_mut()) {
-            let sock = host.sim_state().join("sim.sock");
+            let sock = host.sim_state().join(crate::sim::state_dir::SOCKET);
             while !sock.exists() {
                 if stop.is_cancelled() {
                     return Err(SetupError::Interrupted);

@@ -359,8 +359,7 @@ impl JoinCoordinator {
                     since: p.issued,
                 };
                 if let Some(urls) = p.urls {
-                    let follower = self.serving().unwrap_or_default().to_owned();
-                    self.on_add_node(&follower, Ok(urls));
+                    self.on_add_node(&p.follower, Ok(urls));
                 }
             }
             _ => {

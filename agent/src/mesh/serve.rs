@@ -2,9 +2,9 @@
 //! stream's header, handed to the mesh driver, and the driver's immediate answers for that
 //! peer go back on the same stream. Once the peer has identified itself, the stream is also
 //! registered as the route for everything else the driver sends to that peer
-//! ([`super::routes`]), so that the pair needs no second connection. The stream ends when the peer closes it, when the mesh
-//! stops (so the gRPC server's graceful shutdown never waits on a peer), or with
-//! PERMISSION_DENIED when an envelope names another cluster.
+//! ([`super::routes`]), so that the pair needs no second connection. The stream ends when the
+//! peer closes it, when the mesh stops (so the gRPC server's graceful shutdown never waits on
+//! a peer), or with PERMISSION_DENIED when an envelope names another cluster.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

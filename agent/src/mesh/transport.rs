@@ -70,7 +70,8 @@ pub enum SendError {
 }
 
 /// Boxed in the queues: a tokio channel allocates its slots 32 at a time, and an agent keeps
-/// three queues per member; with the 152-byte envelope inline they were a quarter of its heap.
+/// three queues per member; with the 152-byte envelope inline they cost 0.2 MB of heap at
+/// N = 20 (about a tenth of it).
 struct Outgoing {
     to: String,
     envelope: Box<pb::Envelope>,
@@ -125,7 +126,7 @@ impl Transport {
         addr: &str,
         envelope: pb::Envelope,
     ) -> Result<(), SendError> {
-        let mut envelope = Box::new(envelope);
+        let envelope = Box::new(envelope);
         if self.peers.contains_key(addr)
             && Routes::yields_to(&self.local_id, &to)
             && self.routes.has(&to)
@@ -139,10 +140,7 @@ impl Transport {
                 Err(TrySendError::Full(_)) => return Err(SendError::QueueFull(addr.to_owned())),
                 // The stream task is gone (it only ends when forgotten, so this is a
                 // leftover): start a new one.
-                Err(TrySendError::Closed(m)) => {
-                    envelope = m.envelope;
-                    return self.open(m.to, addr, envelope);
-                }
+                Err(TrySendError::Closed(m)) => return self.open(m.to, addr, m.envelope),
             }
         }
         match self.routes.try_send(&to, envelope) {

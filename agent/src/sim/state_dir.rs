@@ -33,6 +33,8 @@ use super::tokens::TokenStore;
 
 /// The cluster agent's port.
 pub const AGENT_PORT: u16 = 25000;
+/// The daemon's CLI socket, in the state directory; it exists once the daemon serves.
+pub const SOCKET: &str = "sim.sock";
 /// The Kubernetes API port.
 pub const API_PORT: u16 = 16443;
 /// Kubelet version reported by simulated nodes unless `host.json` says otherwise.
@@ -333,7 +335,7 @@ impl StateDir {
 
     /// The CLI socket.
     pub fn socket_path(&self) -> PathBuf {
-        self.path("sim.sock")
+        self.path(SOCKET)
     }
 
     /// Reads `host.json`.

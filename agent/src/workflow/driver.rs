@@ -36,6 +36,23 @@ const FAST_POLL: Duration = Duration::from_millis(200);
 /// First interval of the entry point's facts probes once a follower reported its join; it
 /// doubles up to [`FAST_POLL`], so a node that needs seconds to turn Ready costs few probes.
 const VERIFY_POLL: Duration = Duration::from_millis(20);
+
+/// The verification poll interval after `pause`: doubled, up to [`FAST_POLL`].
+fn next_verify_poll(pause: Duration) -> Duration {
+    (pause * 2).min(FAST_POLL)
+}
+
+/// A "queued, ask again after `retry_after`" answer to a join request.
+fn wait_reply(retry_after: Duration, cluster: &str) -> pb::JoinResponseMsg {
+    rpc::response_to_pb(
+        &formation::JoinResponse::Wait {
+            position: 0,
+            retry_after,
+            reason: formation::WaitReason::Queued,
+        },
+        cluster,
+    )
+}
 /// How long the entry point holds a join request it cannot grant yet (a long poll): the
 /// follower hears of its grant the moment it exists instead of at its next question. Well
 /// below [`RPC_TIMEOUT`], so the follower's call never times out.
@@ -364,7 +381,8 @@ struct Workflow {
     has_route: bool,
     /// A join is in flight on this entry point: probe fast so that verification is prompt.
     serving: bool,
-    /// The follower reported its join: the current interval of the verification probes.
+    /// The follower being served reported its join: the current interval of the
+    /// verification probes (used only while `serving`).
     verify_poll: Option<Duration>,
     /// Join requests held for their grant, by follower id.
     held: HashMap<String, HeldJoin>,

@@ -144,6 +144,7 @@ impl Workflow {
             O::RefreshFacts => self.probe_soon(),
             O::Granted { name, role, .. } => {
                 self.serving = true;
+                self.verify_poll = None;
                 self.probe_soon();
                 self.emit(
                     Level::Info,
@@ -383,7 +384,7 @@ impl Workflow {
                     Err(e) => last = e,
                 }
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(FAST_POLL);
+                pause = next_verify_poll(pause);
             }
             // A join that exited 0 but never completed leaves microk8s half-joined (not
             // ready, its own datastore discarded): `microk8s leave` resets it to a standalone

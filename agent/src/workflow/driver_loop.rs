@@ -175,7 +175,7 @@ impl Workflow {
                         };
                         if let Some(old) = self.held.insert(held.req.follower.clone(), held) {
                             // Superseded by the follower's newer question.
-                            let _ = old.reply.send(self.wait_answer(0));
+                            let _ = old.reply.send(wait_reply(Duration::ZERO, &cluster));
                         }
                     }
                     other => {
@@ -184,7 +184,10 @@ impl Workflow {
                 }
             }
             Command::Report { from, ok, detail } => {
-                if ok && self.is_entry() {
+                if ok
+                    && self.is_entry()
+                    && self.coordinator.status().serving.as_deref() == Some(from.as_str())
+                {
                     self.verify_poll = Some(VERIFY_POLL);
                 }
                 self.coordinator.handle(
@@ -203,9 +206,9 @@ impl Workflow {
             Command::Leave { reply } => self.leave(reply),
             Command::Facts(f) => {
                 self.probing = false;
-                let interval = match self.verify_poll {
+                let interval = match self.verify_poll.filter(|_| self.serving) {
                     Some(p) => {
-                        self.verify_poll = Some((p * 2).min(FAST_POLL));
+                        self.verify_poll = Some(next_verify_poll(p));
                         p
                     }
                     None if self.serving => FAST_POLL,
@@ -417,30 +420,10 @@ impl Workflow {
 
     /// Answers held requests whose hold is over with "ask again now".
     pub(super) fn release_held(&mut self, now: Duration) {
-        let due: Vec<String> = self
-            .held
-            .iter()
-            .filter(|(_, h)| h.until <= now)
-            .map(|(f, _)| f.clone())
-            .collect();
-        for follower in due {
-            if let Some(h) = self.held.remove(&follower) {
-                let _ = h.reply.send(self.wait_answer(0));
-            }
-        }
-    }
-
-    /// A "queued, ask again after `retry_ms`" answer.
-    pub(super) fn wait_answer(&self, retry_ms: u64) -> pb::JoinResponseMsg {
         let cluster = self.facts.cluster_id.clone().unwrap_or_default();
-        rpc::response_to_pb(
-            &formation::JoinResponse::Wait {
-                position: 0,
-                retry_after: Duration::from_millis(retry_ms),
-                reason: formation::WaitReason::Queued,
-            },
-            &cluster,
-        )
+        for (_, h) in self.held.extract_if(|_, h| h.until <= now) {
+            let _ = h.reply.send(wait_reply(Duration::ZERO, &cluster));
+        }
     }
 
     /// Carries out everything the three cores asked for, then publishes status and fields.
@@ -559,12 +542,5 @@ impl Workflow {
 /// The answer of a node that is not the entry point: ask again later (it may become one, or
 /// the follower learns the real entry point meanwhile).
 fn not_entry_answer() -> pb::JoinResponseMsg {
-    rpc::response_to_pb(
-        &formation::JoinResponse::Wait {
-            position: 0,
-            retry_after: Duration::from_secs(2),
-            reason: formation::WaitReason::Queued,
-        },
-        "",
-    )
+    wait_reply(Duration::from_secs(2), "")
 }
