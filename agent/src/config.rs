@@ -87,12 +87,12 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Tunables of the gossip mesh (`[membership]`); see the README's "Mesh tuning". The
     /// defaults suit a LAN of up to a few hundred machines.
-    pub membership: crate::membership::MembershipConfig,
+    pub membership: muster_core::membership::MembershipConfig,
     /// Entry-point election (`[election]`): settle window, claim timeouts.
-    pub election: crate::election::ElectionConfig,
+    pub election: muster_core::election::ElectionConfig,
     /// Cluster formation (`[formation]`): control planes, token TTL, join and verify
     /// timeouts, removal of dead members.
-    pub formation: crate::formation::FormationConfig,
+    pub formation: muster_core::formation::FormationConfig,
 }
 
 impl Default for Config {
@@ -109,9 +109,9 @@ impl Default for Config {
             priority: 100,
             interfaces: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
-            membership: crate::membership::MembershipConfig::default(),
-            election: crate::election::ElectionConfig::default(),
-            formation: crate::formation::FormationConfig::default(),
+            membership: muster_core::membership::MembershipConfig::default(),
+            election: muster_core::election::ElectionConfig::default(),
+            formation: muster_core::formation::FormationConfig::default(),
         }
     }
 }

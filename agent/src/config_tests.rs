@@ -199,7 +199,7 @@ fn packaged_config_documents_the_defaults() {
     let expected = Config {
         node_name: Some("gpu01".into()),
         interfaces: vec!["eno1".into()],
-        formation: crate::formation::FormationConfig {
+        formation: muster_core::formation::FormationConfig {
             remove_after: Some(std::time::Duration::from_secs(1800)),
             ..Default::default()
         },

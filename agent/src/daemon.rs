@@ -31,11 +31,11 @@ use crate::discovery::{Discovery, DiscoveryConfig, DiscoveryEvent};
 use crate::events::EventBus;
 use crate::identity::{self, Identity, IdentityError};
 use crate::journal::{Event, Field};
-use crate::membership::{NodeMeta, Resources};
 use crate::mesh::{self, MeshHandle, MeshSetup};
 use crate::netinfo;
 use crate::notify;
 use crate::resources::NodeResources;
+use muster_core::membership::{NodeMeta, Resources};
 
 /// How often the local resources (available memory above all) are measured again.
 const RESOURCE_REFRESH: Duration = Duration::from_secs(30);
@@ -75,7 +75,7 @@ pub enum DaemonError {
     Discovery(#[from] crate::discovery::DiscoveryError),
     /// The membership core refused its configuration or metadata.
     #[error("membership: {0}")]
-    Membership(#[from] crate::membership::MembershipError),
+    Membership(#[from] muster_core::membership::MembershipError),
     /// The workflow refused its configuration.
     #[error("cluster workflow: {0}")]
     Workflow(String),
@@ -167,8 +167,8 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
         shutdown.clone(),
     )?;
     tracker.spawn(forward_discoveries(found, mesh.clone(), events.clone()));
-    let microk8s: Arc<dyn crate::cluster::Microk8s> = Arc::new(crate::cluster::CliMicrok8s::new(
-        crate::cluster::CliConfig {
+    let microk8s: Arc<dyn crate::microk8s::Microk8s> = Arc::new(crate::microk8s::CliMicrok8s::new(
+        crate::microk8s::CliConfig {
             program: config.microk8s.clone(),
             ..Default::default()
         },

@@ -78,7 +78,7 @@ pub fn muster_bin() -> Result<PathBuf> {
 pub const SIM_BIN_ENV: &str = "MUSTER_SIM_BIN";
 
 /// Where the microk8s simulator is: `$MUSTER_SIM_BIN`, else `microk8s-sim` beside the
-/// [`muster_bin`] in use (cargo builds both binaries of the crate into one directory).
+/// [`muster_bin`] in use (cargo builds the binaries of the workspace into one directory).
 pub fn sim_bin() -> Result<PathBuf> {
     let path = match std::env::var_os(SIM_BIN_ENV) {
         Some(path) => PathBuf::from(path),
@@ -88,8 +88,8 @@ pub fn sim_bin() -> Result<PathBuf> {
         Ok(path)
     } else {
         Err(HarnessError::Invalid(format!(
-            "the simulator binary was not found at {}; run `cargo build -p muster` (it builds \
-             `muster` and `microk8s-sim`), or set {SIM_BIN_ENV} to its path",
+            "the simulator binary was not found at {}; run `cargo build -p muster -p microk8s-sim` \
+             (it builds `muster` and `microk8s-sim`), or set {SIM_BIN_ENV} to its path",
             path.display()
         )))
     }

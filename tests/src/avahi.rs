@@ -345,7 +345,7 @@ pub fn avahi_installed() -> bool {
         "dbus-daemon",
     ]
     .iter()
-    .all(|p| crate::caps::find_program(p).is_some())
+    .all(|p| muster_lab::caps::find_program(p).is_some())
         && Path::new("/usr/share/dbus-1/system.conf").exists()
 }
 

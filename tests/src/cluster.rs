@@ -60,9 +60,12 @@ impl Host {
         let link_dir = dir.join("link");
         std::fs::create_dir_all(&link_dir)
             .map_err(|e| HarnessError::io(format!("creating {}", link_dir.display()), e))?;
+        let state = self.sim_state();
         let out = Command::new(&bin)
             .args(["link", "--dir"])
             .arg(&link_dir)
+            .arg("--state-dir")
+            .arg(&state)
             .output()
             .map_err(|e| HarnessError::io("running microk8s-sim link", e))?;
         if !out.status.success() {
@@ -71,10 +74,6 @@ impl Host {
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
-        let state = self.sim_state();
-        let state_file = link_dir.join("microk8s.sim-state");
-        std::fs::write(&state_file, state.display().to_string())
-            .map_err(|e| HarnessError::io(format!("writing {}", state_file.display()), e))?;
         let ip = self.ip().to_string();
         let mut cmd = self.command(&bin);
         cmd.args(["serve", "--state-dir"]).arg(&state).args([
@@ -124,21 +123,24 @@ impl Host {
         self.dir().join("mk8s").join("state")
     }
 
-    /// Waits until this host's simulator (started by [`Host::start_sim`]) serves its CLI
-    /// socket.
+    /// Waits until this host's simulator (started by [`Host::start_sim`]) answers, asking the
+    /// simulator itself (`microk8s-sim wait`).
     pub fn wait_sim(&self, timeout: Duration) -> Result<()> {
-        let socket = self.sim_state().join(muster::sim::state_dir::SOCKET);
-        crate::wait::wait_until(
-            "the simulator's socket",
-            timeout,
-            Duration::from_millis(20),
-            || {
-                if socket.exists() {
-                    Ok(())
-                } else {
-                    Err("no socket yet")
-                }
-            },
-        )
+        let out = Command::new(sim_bin()?)
+            .arg("wait")
+            .arg("--state-dir")
+            .arg(self.sim_state())
+            .args(["--timeout-ms", &timeout.as_millis().to_string()])
+            .output()
+            .map_err(|e| HarnessError::io("running microk8s-sim wait", e))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(HarnessError::Invalid(format!(
+                "the simulator of {} did not answer: {}",
+                self.name(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
     }
 }

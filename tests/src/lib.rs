@@ -34,7 +34,7 @@
 
 pub mod agent;
 pub mod avahi;
-pub mod caps;
+
 pub mod cluster;
 pub mod error;
 pub mod names;
@@ -45,9 +45,9 @@ pub mod wait;
 
 pub use agent::{Agent, AgentOptions, Member, MemberStatus, muster_bin, sim_bin, wait_all_alive};
 pub use avahi::{AvahiDaemon, AvahiService, SystemBus};
-pub use caps::{Capable, Decision, Need, decide, require, require_needs};
 pub use cluster::{SimNode, SimNodeOptions};
 pub use error::{HarnessError, Result};
+pub use muster_lab::{Capable, Decision, Need, decide, require, require_needs};
 pub use names::{SweepReport, sweep};
 pub use netns::{Host, Lab, LabBuilder};
 pub use process::{ChildGuard, Signal};

@@ -1,10 +1,10 @@
 //! A lab: one Linux bridge and N hosts, each a network namespace on it.
 //!
-//! The implementation lives in the `muster` crate ([`muster::lab`]), which `muster demo` uses
-//! too; this module wraps its [`muster::lab::Lab`] and [`muster::lab::Host`] so that the
+//! The implementation lives in the `muster` crate ([`muster_lab`]), which `muster demo` uses
+//! too; this module wraps its [`muster_lab::Lab`] and [`muster_lab::Host`] so that the
 //! harness can add its own methods to [`Host`] (`start_agent`, `start_avahi`, `start_serf` in
 //! [`crate::agent`], [`crate::avahi`] and [`crate::serf`]) and report
-//! [`crate::HarnessError`]s. Every method here delegates; see the `muster::lab` documentation
+//! [`crate::HarnessError`]s. Every method here delegates; see the `muster_lab` documentation
 //! for what they do to the kernel.
 
 use std::ffi::OsStr;
@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use muster::lab as imp;
+use muster_lab as imp;
 
 use crate::error::Result;
 use crate::process::ChildGuard;
@@ -138,7 +138,7 @@ impl Lab {
         self.inner.teardown()
     }
 
-    /// The `muster::lab` lab this wraps.
+    /// The `muster_lab` lab this wraps.
     pub fn inner(&self) -> &imp::Lab {
         &self.inner
     }
@@ -253,7 +253,7 @@ impl Host {
         self.inner.pids()
     }
 
-    /// The `muster::lab` host this wraps.
+    /// The `muster_lab` host this wraps.
     pub fn inner(&self) -> &imp::Host {
         &self.inner
     }

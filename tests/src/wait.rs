@@ -1,6 +1,6 @@
 //! Waiting for a condition with a deadline.
 //!
-//! [`wait_until`] is [`muster::lab::wait_until`] (shared with `muster demo`) reporting
+//! [`wait_until`] is [`muster_lab::wait_until`] (shared with `muster demo`) reporting
 //! [`HarnessError::Timeout`]: multi-host tests assert outcomes, not timings, and a timeout
 //! names the condition and the last state the check observed.
 
@@ -17,5 +17,5 @@ pub fn wait_until<T, S: Debug>(
     poll: Duration,
     check: impl FnMut() -> Result<T, S>,
 ) -> Result<T> {
-    muster::lab::wait_until(what, timeout, poll, check)
+    muster_lab::wait_until(what, timeout, poll, check)
 }

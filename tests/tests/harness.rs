@@ -327,7 +327,7 @@ fn sweep_removes_leftovers_of_dead_runs_only() {
 #[test]
 #[should_panic(expected = "CI=true")]
 fn missing_capability_in_ci_is_a_failure() {
-    muster_tests::caps::enforce(decide(
+    muster_lab::caps::enforce(decide(
         "some_test",
         &["program `tc` not on PATH".into()],
         true,
@@ -337,7 +337,7 @@ fn missing_capability_in_ci_is_a_failure() {
 #[test]
 fn missing_capability_outside_ci_is_a_loud_skip() {
     let decision = decide("some_test", &["root (running as uid 1000)".into()], false);
-    assert!(muster_tests::caps::enforce(decision).is_none());
+    assert!(muster_lab::caps::enforce(decision).is_none());
 }
 
 #[test]

@@ -57,8 +57,8 @@ pub fn run(args: DemoArgs) -> ExitCode {
     let candidates = [exe.with_file_name(SIM_BINARY), PathBuf::from(SIM_INSTALLED)];
     let Some(sim_exe) = candidates.iter().find(|p| p.is_file()).cloned() else {
         eprintln!(
-            "muster demo: the microk8s simulator is neither at {} nor at {SIM_INSTALLED} (cargo \
-             builds it with muster: `cargo build --release -p muster`)",
+            "muster demo: the microk8s simulator is neither at {} nor at {SIM_INSTALLED} (build \
+             it with `cargo build --release -p muster -p microk8s-sim`)",
             candidates[0].display()
         );
         return ExitCode::FAILURE;

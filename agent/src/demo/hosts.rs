@@ -7,19 +7,20 @@
 //! period) and removes namespaces, bridge and directories. Children are also started under
 //! `setpriv --pdeathsig KILL` when `setpriv` exists, so that even a SIGKILLed demo takes its
 //! processes with it; the namespaces of a killed demo are swept by the next one
-//! ([`crate::lab::sweep`]). What happens inside the agents is theirs; this module only wires
+//! ([`muster_lab::sweep`]). What happens inside the agents is theirs; this module only wires
 //! them up.
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::{Latency, Mode};
-use crate::lab::{self, ChildGuard, Lab, LabError, Signal};
+use muster_lab::process::run_ok;
+use muster_lab::{ChildGuard, Lab, LabError, Signal};
 
 /// The agents' gRPC port.
 pub const AGENT_PORT: u16 = 7440;
@@ -155,7 +156,7 @@ impl DemoCluster {
         stop: &CancellationToken,
         note: &mut dyn FnMut(&str),
     ) -> Result<DemoCluster, SetupError> {
-        let tag = lab::names::base36(u64::from(std::process::id()));
+        let tag = muster_lab::names::base36(u64::from(std::process::id()));
         let mut demo = DemoCluster {
             agents: Vec::new(),
             sims: Vec::new(),
@@ -186,7 +187,7 @@ impl DemoCluster {
             let guard = demo.spawn(host, "sim", cmd)?;
             demo.sims.push(guard);
         }
-        demo.wait_sims(stop)?;
+        demo.wait_sims(&plan.sim_exe, stop)?;
         note(&format!("starting {} agents at once", plan.nodes));
         for host in &demo.hosts {
             if stop.is_cancelled() {
@@ -295,11 +296,23 @@ impl DemoCluster {
         Ok(guard)
     }
 
-    fn wait_sims(&mut self, stop: &CancellationToken) -> Result<(), SetupError> {
+    /// Waits until every host's simulator answers, asking the simulator itself
+    /// (`microk8s-sim wait`) rather than knowing where it keeps its socket.
+    fn wait_sims(&mut self, sim_exe: &Path, stop: &CancellationToken) -> Result<(), SetupError> {
         let deadline = Instant::now() + SIM_START;
         for (host, sim) in self.hosts.iter().zip(self.sims.iter_mut()) {
-            let sock = host.sim_state().join(crate::sim::state_dir::SOCKET);
-            while !sock.exists() {
+            loop {
+                let mut probe = Command::new(sim_exe);
+                probe
+                    .arg("wait")
+                    .arg("--state-dir")
+                    .arg(host.sim_state())
+                    .args(["--timeout-ms", "200"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                if probe.status().is_ok_and(|s| s.success()) {
+                    break;
+                }
                 if stop.is_cancelled() {
                     return Err(SetupError::Interrupted);
                 }
@@ -309,7 +322,6 @@ impl DemoCluster {
                         detail: sim.log_tail(10),
                     });
                 }
-                std::thread::sleep(Duration::from_millis(20));
             }
         }
         Ok(())
@@ -389,13 +401,15 @@ fn prepare(host: &DemoHost, sim_exe: &Path, mode: Mode) -> Result<(), SetupError
     std::fs::create_dir_all(&bin).map_err(io(format!("creating {}", bin.display())))?;
     let data = host.dir.join("data");
     std::fs::create_dir_all(&data).map_err(io(format!("creating {}", data.display())))?;
-    let link = host.microk8s();
-    std::os::unix::fs::symlink(sim_exe, &link)
-        .map_err(io(format!("linking {}", link.display())))?;
-    // The simulated CLI finds its host through this file when the environment lacks it.
-    let state_file = bin.join(crate::sim::cli::STATE_FILE);
-    std::fs::write(&state_file, host.sim_state().display().to_string())
-        .map_err(io(format!("writing {}", state_file.display())))?;
+    // The simulator makes the `microk8s` link and the file that tells it its host.
+    run_ok(
+        Command::new(sim_exe)
+            .arg("link")
+            .arg("--dir")
+            .arg(&bin)
+            .arg("--state-dir")
+            .arg(host.sim_state()),
+    )?;
     let interface = match mode {
         Mode::Netns => "eth0",
         Mode::Userns => USERNS_IF,
@@ -433,7 +447,7 @@ fn host_ip(loopback_block: Option<u8>, i: usize) -> Ipv4Addr {
 /// the other hosts through local loopback of multicast), the hosts' addresses, a default
 /// route (microk8s needs one) and the multicast route.
 fn private_network(nodes: usize) -> Result<(), SetupError> {
-    let ip = |args: &[&str]| lab::process::run_ok(Command::new("ip").args(args)).map(drop);
+    let ip = |args: &[&str]| run_ok(Command::new("ip").args(args)).map(drop);
     ip(&["link", "set", "lo", "up"])?;
     ip(&[
         "link", "add", USERNS_IF, "type", "veth", "peer", "name", "muster1",

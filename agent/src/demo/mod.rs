@@ -5,7 +5,7 @@
 //! (the real agent, its `--microk8s` pointing at a simulator link). Nothing is ever sent on
 //! the machine's real interfaces; where the hosts live depends on [`Mode`]:
 //! - as root, each host is a network namespace on a private bridge (198.18.0.0/15,
-//!   [`crate::lab`]);
+//!   [`muster_lab`]);
 //! - otherwise the demo re-executes itself inside `unshare --user --map-root-user --net`: one
 //!   private network namespace where the hosts are processes on `198.18.0.i`, all on one veth
 //!   (`muster0`) with mDNS limited to it;

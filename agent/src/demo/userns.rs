@@ -14,8 +14,8 @@ use std::process::{Command, ExitCode, Stdio};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::{DemoArgs, Mode};
-use crate::lab::Signal;
-use crate::lab::process::send_signal;
+use muster_lab::Signal;
+use muster_lab::process::send_signal;
 
 /// Set in the environment of the re-executed demo: it is inside its namespace already.
 pub const INSIDE_ENV: &str = "MUSTER_DEMO_INSIDE_USERNS";

@@ -1,4 +1,4 @@
-//! Wire encoding of the membership protocol: [`crate::membership`] messages to and from the
+//! Wire encoding of the membership protocol: [`muster_core::membership`] messages to and from the
 //! `muster.v1.Peer` protobuf types. Decoding is total: anything a peer can send either becomes
 //! a message or a [`DecodeError`] that names what was wrong; nothing panics.
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use muster_proto::v1 as pb;
 
-use crate::membership::{Digest, Message, NodeMeta, Payload, Resources, Status, Update};
+use muster_core::membership::{Digest, Message, NodeMeta, Payload, Resources, Status, Update};
 
 /// Field of [`NodeMeta::fields`] that carries the GPU models, comma-separated, since the
 /// core's resources count GPUs only.

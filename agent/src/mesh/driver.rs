@@ -22,7 +22,7 @@ use crate::api::Snapshot;
 use crate::discovery::DiscoveryEvent;
 use crate::events::EventBus;
 use crate::journal::{Event, Field};
-use crate::membership::{
+use muster_core::membership::{
     EventKind, Input, LocalPhase, Member, MemberEvent, Membership, MembershipConfig, NodeMeta,
     Output, Status,
 };
@@ -153,7 +153,7 @@ pub fn spawn(
     events: EventBus,
     stop: CancellationToken,
     tracker: &TaskTracker,
-) -> Result<MeshHandle, crate::membership::MembershipError> {
+) -> Result<MeshHandle, muster_core::membership::MembershipError> {
     let start = Instant::now();
     let seed = seed_from(&setup.local.id);
     // Incarnations that grow across restarts let a restarted node supersede its old life.

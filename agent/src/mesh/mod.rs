@@ -1,4 +1,4 @@
-//! The gossip mesh at runtime: the driver task around the pure [`crate::membership`] core,
+//! The gossip mesh at runtime: the driver task around the pure [`muster_core::membership`] core,
 //! the gRPC streams between agents (both ends, one connection per pair), and the protobuf codec of the protocol's
 //! messages.
 

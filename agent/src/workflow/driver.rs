@@ -17,14 +17,14 @@ use tonic::transport::{Channel, Endpoint};
 use super::facts::{self, LocalFacts, Mk8sState, keys};
 use super::rpc;
 use crate::api::Snapshot;
-use crate::cluster::{Expected, JoinToken, JoinUrl, Microk8s, Role as M8sRole, Status, TokenTtl};
-use crate::election::{self, Election, ElectionConfig, HardState, MemberView};
 use crate::events::EventBus;
-use crate::formation::{
-    self, FollowerJoin, FollowerView, FormationConfig, JoinCoordinator, JoinRequest, JoinRole,
-};
 use crate::journal::{Event, Field};
 use crate::mesh::MeshHandle;
+use crate::microk8s::{Expected, JoinToken, JoinUrl, Microk8s, Role as M8sRole, Status, TokenTtl};
+use muster_core::election::{self, Election, ElectionConfig, HardState, MemberView};
+use muster_core::formation::{
+    self, FollowerJoin, FollowerView, FormationConfig, JoinCoordinator, JoinRequest, JoinRole,
+};
 
 /// Longest wait for `microk8s status --wait-ready` in one attempt.
 const WAIT_READY: Duration = Duration::from_secs(120);

@@ -353,7 +353,7 @@ impl Workflow {
                 let local = match role {
                     // A control plane can check itself: Ready and in the datastore lines.
                     JoinRole::ControlPlane => match (m8s.nodes().await, m8s.status(None).await) {
-                        (Ok(nodes), Ok(status)) => crate::cluster::verify_joined(
+                        (Ok(nodes), Ok(status)) => crate::microk8s::verify_joined(
                             &nodes,
                             Some(&status),
                             &Expected {

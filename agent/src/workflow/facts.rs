@@ -11,9 +11,9 @@ use std::time::Duration;
 use muster_proto::v1 as pb;
 use sha2::{Digest, Sha256};
 
-use crate::cluster::{DqliteRole, Microk8s, Microk8sError, NodeInfo, Readiness, Role, Status};
-use crate::election::{Liveness, MemberView, Term};
-use crate::formation::{ClusterFacts, ClusterNode, DatastoreRole, MemberState};
+use crate::microk8s::{DqliteRole, Microk8s, Microk8sError, NodeInfo, Readiness, Role, Status};
+use muster_core::election::{Liveness, MemberView, Term};
+use muster_core::formation::{ClusterFacts, ClusterNode, DatastoreRole, MemberState};
 
 /// Gossiped metadata keys (`NodeMeta::fields`), decided once here.
 pub mod keys {

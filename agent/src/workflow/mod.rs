@@ -1,8 +1,8 @@
-//! The cluster workflow at runtime: one task that owns the pure [`crate::election`] state
-//! machine and the [`crate::formation`] planners (the entry point's join coordinator and the
+//! The cluster workflow at runtime: one task that owns the pure [`muster_core::election`] state
+//! machine and the [`muster_core::formation`] planners (the entry point's join coordinator and the
 //! follower's join), feeds them the membership view and this node's microk8s facts, and
 //! carries out their outputs: claims and join requests over gRPC, `microk8s add-node`,
-//! `join`, `leave` and `remove-node` through the [`crate::cluster::Microk8s`] adapter, the
+//! `join`, `leave` and `remove-node` through the [`crate::microk8s::Microk8s`] adapter, the
 //! journal, the gossiped metadata and the API's status.
 //!
 //! Commands and gRPC requests arrive on one inbox; slow work (microk8s commands, RPCs to

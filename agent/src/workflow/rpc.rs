@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use muster_proto::v1 as pb;
 
-use crate::election::{Claim, ClaimReply, Refusal};
-use crate::formation::{EntryRefusal, JoinResponse, JoinRole, RolePreference, WaitReason};
+use muster_core::election::{Claim, ClaimReply, Refusal};
+use muster_core::formation::{EntryRefusal, JoinResponse, JoinRole, RolePreference, WaitReason};
 
 /// A claim to its request.
 pub fn claim_to_pb(cluster: &str, from: &str, c: &Claim) -> pb::ClaimRequest {

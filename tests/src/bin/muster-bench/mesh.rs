@@ -506,7 +506,7 @@ fn print_simulator() {
     println!("\nmembership simulator: convergence from one seed each, in protocol periods");
     println!("{:>6} {:>10} {:>12}", "N", "periods", "log2(N)");
     for n in [100usize, 500, 1000] {
-        match muster::membership::sim::convergence_periods(n, 7) {
+        match muster_core::membership::sim::convergence_periods(n, 7) {
             Ok(p) => println!("{n:>6} {p:>10.1} {:>12.1}", (n as f64).log2()),
             Err(e) => println!("{n:>6} failed: {e}"),
         }

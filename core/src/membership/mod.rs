@@ -1,0 +1,85 @@
+//! The gossip mesh's pure core: SWIM failure detection with Lifeguard's refinements, piggyback
+//! dissemination and digest push-pull, as a deterministic state machine.
+//!
+//! Owns: who is a member, who is alive, suspect, dead or left, and each member's metadata
+//! (id, name, addresses, version, resources, free-form fields), as this node believes it.
+//! Does not own: sockets, timers, mDNS, or the gRPC mapping. A driver (written elsewhere)
+//! feeds [`Input`]s and ticks with the current time and performs the [`Output`]s; no clock,
+//! task or socket exists in here, and randomness comes from a seed.
+//!
+//! The protocol and its invariants are explained in `ALGORITHM.md` next to this file.
+//!
+//! # Layout
+//! - `config.rs`: [`MembershipConfig`], defaults justified against muster's floors.
+//! - `message.rs`: [`Message`], [`Update`], [`NodeMeta`], validation of hostile input.
+//! - `member.rs`: [`Member`] and the member table.
+//! - `swim.rs`: [`Membership`], its entry points, [`Input`], [`Output`], events.
+//! - `rules.rs`: how updates change members; refutation.
+//! - `probe.rs`: direct and indirect probes, relaying, nacks.
+//! - `sync.rs`: gossip rounds, push-pull (periodic, on join, on a view-checksum mismatch),
+//!   seeding, reconnects.
+//! - `suspicion.rs`, `awareness.rs`, `broadcast.rs`: Lifeguard timer, local health, queue.
+//! - `sim.rs` (+ `sim_ops.rs`), `sim_check.rs`, `sim_bench.rs`: the deterministic cluster
+//!   simulator, its invariant checks, and the convergence benchmark.
+//! - `tests.rs`, `tests_probe.rs`, `tests_sync.rs`: one unit test per rule;
+//!   `tests_sim.rs`: whole-cluster scenarios and the muster floors at N = 20;
+//!   `tests_view.rs`: view checksums, and partitions where a node misses news.
+//!
+//! # Driving it
+//! ```
+//! use std::time::Duration;
+//! use muster::membership::{Input, Membership, MembershipConfig, NodeMeta, Output};
+//!
+//! let meta = NodeMeta { id: "a".into(), addr: "10.0.0.1:7946".into(), ..Default::default() };
+//! let mut m = Membership::new(MembershipConfig::default(), meta, 42, Duration::ZERO)
+//!     .expect("valid config and metadata");
+//! m.handle(Duration::from_millis(5), Input::Discovered { id: "b".into(), addr: "10.0.0.2:7946".into() });
+//! for out in m.drain_outputs() {
+//!     if let Output::Send { to, addr, msg } = out {
+//!         // The driver would call Peer.Send on `addr` here.
+//!         assert_eq!((to.as_str(), addr.as_str(), msg.kind()), ("b", "10.0.0.2:7946", "sync"));
+//!     }
+//! }
+//! assert!(m.next_deadline().is_some());
+//! ```
+
+mod awareness;
+mod broadcast;
+mod config;
+mod member;
+mod message;
+mod probe;
+mod rules;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
+#[cfg(any(test, feature = "sim"))]
+mod sim_bench;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim_check;
+mod suspicion;
+mod swim;
+mod sync;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_probe;
+#[cfg(test)]
+mod tests_sim;
+#[cfg(test)]
+mod tests_sync;
+#[cfg(test)]
+mod tests_view;
+
+pub use awareness::Awareness;
+pub use broadcast::BroadcastQueue;
+pub use config::{ConfigError, MembershipConfig, ProbeSchedule};
+pub use member::{Member, StateKey, view_term};
+pub use message::{
+    Digest, Limits, Message, NodeId, NodeMeta, Payload, RejectReason, Resources, Status, Update,
+};
+pub use probe::{ProbeKind, ProbePhase};
+pub use suspicion::{Suspicion, timeout as suspicion_timeout};
+pub use swim::{
+    EventKind, Input, LocalPhase, MemberEvent, Membership, MembershipError, Output, View,
+};
