@@ -9,8 +9,20 @@
 //! Does not own: sockets, processes, timers, TLS, the journal or protobuf. The crate depends
 //! on no runtime (`cargo tree -p muster-core -e normal` shows no tokio, tonic, prost, log or
 //! sysinfo) and its `clippy.toml` bans clocks and ambient randomness, so every run of a core
-//! is reproducible from its inputs and its seed. The protocol simulators sit behind the `sim`
-//! feature (always on in this crate's tests).
+//! is reproducible from its inputs and its seed.
+//!
+//! # Layout
+//! Each core is a folder whose `mod.rs` documents its files. Two rules hold in all of them:
+//! - Unit tests of `x.rs` live in `x_tests.rs` beside it, declared in `x.rs` as its child
+//!   `#[cfg(test)] #[path = "x_tests.rs"] mod tests;` (for a folder's `mod.rs`, the folder's
+//!   name: `membership/membership_tests.rs`). More test files of one subject are children of
+//!   its tests file, named `x_<aspect>_tests.rs`. Short test modules stay inline.
+//! - A protocol simulator is a folder `sim/`: the simulator in `mod.rs`, operations and
+//!   faults in `ops.rs` (where they are a file of their own), invariant checks in `check.rs`
+//!   (one function per invariant, the seed in every failure), benchmark helpers in `bench.rs`
+//!   (membership), and the scenarios in `sim_tests.rs`. Membership's simulator is public
+//!   behind the `sim` feature (always on in this crate's tests), for the benchmark;
+//!   election's is test-only.
 
 pub mod backoff;
 pub mod election;

@@ -545,3 +545,7 @@ impl Election {
 fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use super::claim::{Claim, ClaimReply, HardState, Refusal};
-use super::config::ElectionConfig;
-use super::machine::Election;
-use super::msg::{ClaimFailure, Input, Output, Role};
-use super::view::{Electorate, Liveness, MemberView, Term};
+use super::Election;
+use crate::election::claim::{Claim, ClaimReply, HardState, Refusal};
+use crate::election::config::ElectionConfig;
+use crate::election::msg::{ClaimFailure, Input, Output, Role};
+use crate::election::view::{Electorate, Liveness, MemberView, Term};
 
 pub(super) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -448,3 +448,6 @@ pub(super) fn a_refusal_with_a_higher_term_supersedes_the_claim() {
     a.handle(retry_at, Input::Tick);
     assert_eq!(claims_sent(&a.drain_outputs())[0].1, 10);
 }
+
+#[path = "machine_follow_tests.rs"]
+mod follow;

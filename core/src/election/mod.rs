@@ -74,6 +74,18 @@
 //! rules keep the entry point in the largest one (if both sides had entry points, the chosen
 //! one claims a term above both), and members of the other clusters refuse to join it (the
 //! formation layer's `InAnotherCluster`), until an operator makes them leave.
+//!
+//! # Layout
+//! - `view.rs`, `rules.rs`, `claim.rs`, `config.rs`, `msg.rs`: as above; `machine.rs`: the
+//!   [`Election`] state machine.
+//! - `sim/` (test-only): the deterministic simulator in `mod.rs`, carrying out outputs, the
+//!   invariant checks (one function per invariant) and the formation model in `check.rs`, and
+//!   the scenarios in `sim_tests.rs`.
+//!
+//! Unit tests of `x.rs` live in `x_tests.rs` beside it, a child module of `x`:
+//! `rules_tests.rs` (the table of rules), `machine_tests.rs` (settling, claiming, voting) and
+//! its child `machine_follow_tests.rs` (stepping down, following, takeover, conflicts). Short
+//! test modules stay inline in their subject.
 
 pub mod claim;
 pub mod config;
@@ -83,15 +95,7 @@ pub mod rules;
 pub mod view;
 
 #[cfg(test)]
-mod follow_tests;
-#[cfg(test)]
-mod machine_tests;
-#[cfg(test)]
-mod rules_tests;
-#[cfg(test)]
 mod sim;
-#[cfg(test)]
-mod sim_tests;
 
 pub use claim::{Claim, ClaimReply, HardState, Refusal};
 pub use config::{ElectionConfig, ElectionConfigError};

@@ -187,3 +187,7 @@ pub(crate) fn max_announced_term(view: &[MemberView]) -> Term {
         .max()
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+#[path = "rules_tests.rs"]
+mod tests;

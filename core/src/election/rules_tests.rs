@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::rules::{Decision, NoCandidate, Reason, choose_entry, clusters};
-use super::view::{Liveness, MemberView};
+use super::{Decision, NoCandidate, Reason, choose_entry, clusters};
+use crate::election::view::{Liveness, MemberView};
 
 /// A member in a compact notation: `id`, priority, cluster id ("" = none), cluster size,
 /// control plane, entry term.

@@ -565,3 +565,7 @@ impl JoinCoordinator {
         self.outputs.push(Output::RefreshFacts);
     }
 }
+
+#[cfg(test)]
+#[path = "entry_tests.rs"]
+mod tests;

@@ -1,12 +1,12 @@
 //! Scripted tests of what holds the join coordinator back: dead voters, lost quorum,
 //! removals (dead members, leaving nodes), refusals and expired queue places.
 
-use super::config::FormationConfig;
-use super::entry_msg::{
+use super::*;
+use crate::formation::config::FormationConfig;
+use crate::formation::entry_msg::{
     Blocked, EntryRefusal, Input, JoinRequest, JoinResponse, Output, WaitReason,
 };
-use super::entry_tests::*;
-use super::facts::MemberState;
+use crate::formation::facts::MemberState;
 
 #[test]
 fn never_adds_a_node_while_a_dead_voter_is_registered() {

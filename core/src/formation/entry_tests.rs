@@ -3,11 +3,13 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::config::FormationConfig;
-use super::entry::JoinCoordinator;
-use super::entry_msg::{Input, JoinFailure, JoinRequest, JoinResponse, Output, WaitReason};
-use super::facts::{ClusterFacts, ClusterNode, DatastoreRole, MemberState};
-use super::policy::{JoinRole, RolePreference};
+use super::JoinCoordinator;
+use crate::formation::config::FormationConfig;
+use crate::formation::entry_msg::{
+    Input, JoinFailure, JoinRequest, JoinResponse, Output, WaitReason,
+};
+use crate::formation::facts::{ClusterFacts, ClusterNode, DatastoreRole, MemberState};
+use crate::formation::policy::{JoinRole, RolePreference};
 
 pub(super) fn s(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -465,3 +467,6 @@ pub(super) fn add_node_failure_or_unreachable_urls_fail_the_attempt() {
         }
     ));
 }
+
+#[path = "entry_gate_tests.rs"]
+mod gate;

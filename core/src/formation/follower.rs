@@ -540,3 +540,7 @@ impl FollowerJoin {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "follower_tests.rs"]
+mod tests;

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use super::config::FormationConfig;
-use super::entry_msg::{Blocked, EntryRefusal, JoinResponse, WaitReason};
-use super::follower::{FailReason, FollowerJoin, FollowerView, Input, Output, Phase};
-use super::policy::JoinRole;
-use super::refusal::Refusal;
+use super::{FailReason, FollowerJoin, FollowerView, Input, Output, Phase};
 use crate::election::MemberView;
+use crate::formation::config::FormationConfig;
+use crate::formation::entry_msg::{Blocked, EntryRefusal, JoinResponse, WaitReason};
+use crate::formation::policy::JoinRole;
+use crate::formation::refusal::Refusal;
 
 fn s(n: u64) -> Duration {
     Duration::from_secs(n)

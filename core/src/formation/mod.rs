@@ -33,6 +33,12 @@
 //! journal, unless the operator set `move_from_other_cluster`. The same goes for duplicate
 //! hostnames, mixed versions and a missing default route: refusals are typed, reported once
 //! per change, and re-checked on every view change.
+//!
+//! # Tests
+//! Unit tests of `x.rs` live in `x_tests.rs` beside it, a child module of `x`:
+//! `follower_tests.rs`, and `entry_tests.rs` with its child `entry_gate_tests.rs` (what holds
+//! the coordinator back: dead voters, lost quorum, removals, refusals). Short test modules
+//! stay inline in their subject.
 
 pub mod config;
 pub mod entry;
@@ -43,13 +49,6 @@ pub mod grant;
 pub mod policy;
 pub mod refusal;
 pub mod status;
-
-#[cfg(test)]
-mod entry_gate_tests;
-#[cfg(test)]
-mod entry_tests;
-#[cfg(test)]
-mod follower_tests;
 
 pub use config::{FormationConfig, FormationConfigError};
 pub use entry::JoinCoordinator;

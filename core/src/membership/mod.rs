@@ -19,11 +19,17 @@
 //! - `sync.rs`: gossip rounds, push-pull (periodic, on join, on a view-checksum mismatch),
 //!   seeding, reconnects.
 //! - `suspicion.rs`, `awareness.rs`, `broadcast.rs`: Lifeguard timer, local health, queue.
-//! - `sim.rs` (+ `sim_ops.rs`), `sim_check.rs`, `sim_bench.rs`: the deterministic cluster
-//!   simulator, its invariant checks, and the convergence benchmark.
-//! - `tests.rs`, `tests_probe.rs`, `tests_sync.rs`: one unit test per rule;
-//!   `tests_sim.rs`: whole-cluster scenarios and the muster floors at N = 20;
-//!   `tests_view.rs`: view checksums, and partitions where a node misses news.
+//! - `sim/` (behind the `sim` feature): the deterministic cluster simulator in `mod.rs`, its
+//!   operations and faults in `ops.rs`, its invariant checks in `check.rs` (one function per
+//!   invariant), the convergence benchmark in `bench.rs`, and in `sim_tests.rs` the
+//!   whole-cluster scenarios and the muster floors at N = 20.
+//!
+//! Unit tests of `x.rs` live in `x_tests.rs` beside it, a child module of `x`:
+//! `probe_tests.rs` (probing) and `sync_tests.rs` (push-pull, discovery, hostile messages).
+//! Tests that drive the whole state machine are children of this module:
+//! `membership_tests.rs`, one unit test per rule (with the helpers the other test files
+//! share), and its child `membership_view_tests.rs`, view checksums and partitions where a
+//! node misses news. Short test modules stay inline in their subject.
 //!
 //! # Driving it
 //! ```
@@ -52,24 +58,13 @@ mod probe;
 mod rules;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
-#[cfg(any(test, feature = "sim"))]
-mod sim_bench;
-#[cfg(any(test, feature = "sim"))]
-pub mod sim_check;
 mod suspicion;
 mod swim;
 mod sync;
 
 #[cfg(test)]
+#[path = "membership_tests.rs"]
 mod tests;
-#[cfg(test)]
-mod tests_probe;
-#[cfg(test)]
-mod tests_sim;
-#[cfg(test)]
-mod tests_sync;
-#[cfg(test)]
-mod tests_view;
 
 pub use awareness::Awareness;
 pub use broadcast::BroadcastQueue;

@@ -484,3 +484,7 @@ impl Membership {
         });
     }
 }
+
+#[cfg(test)]
+#[path = "probe_tests.rs"]
+mod tests;

@@ -236,3 +236,7 @@ impl Membership {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "sync_tests.rs"]
+mod tests;

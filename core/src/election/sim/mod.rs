@@ -3,7 +3,9 @@
 //! after every step and a failure names its seed.
 //!
 //! Owns: the simulated world ([`Sim`]), its configuration, the fault script and the invariant
-//! checks. Test-only.
+//! checks. Test-only. Files: this one (world, faults, network, membership model), `check.rs`
+//! (carrying out outputs, one function per invariant, the formation model), `sim_tests.rs`
+//! (the scenarios).
 //! Does not own: the election logic under test.
 //!
 //! # Model
@@ -40,7 +42,7 @@ use super::msg::{Input, Role};
 use super::view::{Liveness, MemberView, Term};
 use crate::rng::Rng;
 
-mod checks;
+mod check;
 
 /// The simulated world's parameters.
 #[derive(Clone, Debug)]
@@ -589,3 +591,7 @@ impl Sim {
         });
     }
 }
+
+#[cfg(test)]
+#[path = "sim_tests.rs"]
+mod tests;

@@ -2,7 +2,7 @@
 //! clock, over a seeded lossy network with partitions, cut links, crashes and restarts.
 //!
 //! Owns: the virtual network (per-message seeded latency and loss, fail-fast sends to crashed
-//! processes), fault injection, invariant checks after every step (`sim_check.rs`), a
+//! processes), fault injection, invariant checks after every step (`check.rs`), a
 //! periodic audit, convergence predicates, a hook to rewrite messages in flight (to force
 //! unlucky dissemination), traffic statistics, and the convergence benchmark
 //! ([`convergence_periods`]). Everything derives from [`SimConfig::seed`]; a failure reports
@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use super::config::MembershipConfig;
 use super::message::{Message, NodeMeta, Resources};
-use super::sim_check::{Checker, MemberFacts, Violation};
 use super::swim::{Input, LocalPhase, Membership, Output};
 use crate::rng::Rng;
+use check::{Checker, MemberFacts, Violation};
 
 /// Parameters of one simulation.
 #[derive(Clone, Debug)]
@@ -577,7 +577,12 @@ fn sim_meta(i: usize) -> NodeMeta {
     }
 }
 
-#[path = "sim_ops.rs"]
+mod bench;
+pub mod check;
 mod ops;
 
-pub use super::sim_bench::{ConvergenceReport, convergence_periods};
+pub use bench::{ConvergenceReport, convergence_periods};
+
+#[cfg(test)]
+#[path = "sim_tests.rs"]
+mod tests;

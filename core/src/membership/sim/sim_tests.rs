@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::sim::{Seeding, Sim, SimConfig, convergence_periods};
-use super::{MembershipConfig, ProbeSchedule, Status};
+use super::{Seeding, Sim, SimConfig, convergence_periods};
+use crate::membership::{MembershipConfig, ProbeSchedule, Status};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -15,7 +15,7 @@ fn ms(v: u64) -> Duration {
 }
 
 /// Unwraps a simulation result, panicking with the seed on a violation.
-fn ok<T>(r: Result<T, super::sim::SimError>) -> T {
+fn ok<T>(r: Result<T, super::SimError>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -267,7 +267,7 @@ fn convergence_benchmark_runs_at_small_n() {
     assert!(report.update_periods < 5.0, "{report}");
 }
 
-/// `cargo test --release -p muster-core --lib membership::tests_sim::benchmark -- --ignored
+/// `cargo test --release -p muster-core --lib membership::sim::tests::benchmark -- --ignored
 /// --nocapture` prints the table the benchmark command shows.
 #[test]
 #[ignore = "benchmark: run in release with --ignored --nocapture"]

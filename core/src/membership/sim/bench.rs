@@ -8,8 +8,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::message::Status;
-use super::sim::{Sim, SimConfig, SimError};
+use super::{Sim, SimConfig, SimError};
+use crate::membership::message::Status;
 
 /// Results of one benchmark run, in protocol periods (`probe_interval`s).
 #[derive(Clone, Debug, PartialEq)]

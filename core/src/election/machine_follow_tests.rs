@@ -1,9 +1,9 @@
 //! Scripted tests of stepping down, following, takeover and conflict reports.
 
-use super::machine::Election;
-use super::machine_tests::*;
-use super::msg::{Input, Output, Role, StepDown};
-use super::view::{Liveness, MemberView};
+use super::*;
+use crate::election::machine::Election;
+use crate::election::msg::{Input, Output, Role, StepDown};
+use crate::election::view::{Liveness, MemberView};
 
 fn entry_a() -> (Election, Vec<MemberView>) {
     let (mut a, view) = candidate_a();

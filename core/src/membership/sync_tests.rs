@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::tests::*;
-use super::*;
+use crate::membership::tests::*;
+use crate::membership::*;
 
 #[test]
 fn push_pull_sends_only_what_the_peer_lacks_and_merges_dead_as_suspect() {

@@ -457,3 +457,6 @@ fn deadline_always_moves_past_now_after_a_tick() {
         );
     }
 }
+
+#[path = "membership_view_tests.rs"]
+mod view;

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use super::message::Status;
-use super::swim::{EventKind, MemberEvent, Membership};
+use crate::membership::message::Status;
+use crate::membership::swim::{EventKind, MemberEvent, Membership};
 
 /// A broken invariant, with the nodes involved.
 #[derive(Clone, Debug, PartialEq, Eq)]

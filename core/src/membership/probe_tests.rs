@@ -1,7 +1,7 @@
 //! Unit tests of probing: direct and indirect probes, relaying, nacks, hints, reconnects.
 
-use super::tests::*;
-use super::*;
+use crate::membership::tests::*;
+use crate::membership::*;
 
 /// Starts a hint probe of "b" at time 0 and returns the ping's sequence number.
 fn probe_b(m: &mut Membership) -> u64 {

@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
-use super::sim::{Sim, SimConfig, Tamper};
-use super::tests::{meta, msg, node_with, sent};
-use super::{Input, Membership, MembershipConfig, Message, Output, Payload, Status, Update};
+use super::{meta, msg, node_with, sent};
+use crate::membership::sim::{Sim, SimConfig, Tamper};
+use crate::membership::{
+    Input, Membership, MembershipConfig, Message, Output, Payload, Status, Update,
+};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -16,7 +18,7 @@ fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
-fn ok<T>(r: Result<T, super::sim::SimError>) -> T {
+fn ok<T>(r: Result<T, crate::membership::sim::SimError>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -164,7 +166,7 @@ fn acks_carry_the_checksum_unless_disabled() {
             view_sync,
             ..MembershipConfig::default()
         };
-        let mut m = super::tests::node_cfg(config, &["b"]);
+        let mut m = super::node_cfg(config, &["b"]);
         let ping = Payload::Ping {
             seq: 5,
             target: "a".into(),
@@ -306,7 +308,7 @@ fn checksums_cost_nine_bytes_per_ack_and_no_sync_in_steady_state() {
 
 /// Prints the distribution of disagreement and settle times over many seeds, with and
 /// without view sync: `N=40 SEEDS=50 FORCED=1 cargo test --release -p muster-core --lib
-/// membership::tests_view::measure -- --ignored --nocapture` (FORCED adds the forced miss).
+/// membership::tests::view::measure -- --ignored --nocapture` (FORCED adds the forced miss).
 #[test]
 #[ignore = "measurement: run in release with --ignored --nocapture"]
 #[allow(

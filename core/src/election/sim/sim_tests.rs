@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use super::sim::{Fault, Sim, SimConfig};
+use super::{Fault, Sim, SimConfig};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-fn ok<T>(r: Result<T, super::sim::SimFailure>) -> T {
+fn ok<T>(r: Result<T, super::SimFailure>) -> T {
     r.unwrap_or_else(|f| panic!("{f}"))
 }
 
