@@ -458,5 +458,134 @@ fn deadline_always_moves_past_now_after_a_tick() {
     }
 }
 
+#[test]
+fn hostile_messages_are_rejected_with_a_reason_and_change_nothing() {
+    let long = "x".repeat(300);
+    let mut big_fields = meta("evil");
+    for i in 0..100 {
+        big_fields.fields.insert(format!("k{i}"), "v".into());
+    }
+    type Expect = fn(&RejectReason) -> bool;
+    let cases: Vec<(Message, Expect)> = vec![
+        (msg("", Payload::Nack { seq: 1 }), |r| {
+            matches!(r, RejectReason::InvalidId(_))
+        }),
+        (msg(&long, Payload::Nack { seq: 1 }), |r| {
+            matches!(r, RejectReason::InvalidId(_))
+        }),
+        (msg("a", Payload::Nack { seq: 1 }), |r| {
+            *r == RejectReason::FromSelf
+        }),
+        (
+            Message {
+                from: "b".into(),
+                from_addr: "bad addr\n".into(),
+                payload: Payload::Nack { seq: 1 },
+            },
+            |r| matches!(r, RejectReason::InvalidAddr(_)),
+        ),
+        (
+            msg(
+                "b",
+                Payload::Ping {
+                    seq: 1,
+                    target: "other".into(),
+                    updates: vec![],
+                },
+            ),
+            |r| matches!(r, RejectReason::WrongTarget(_)),
+        ),
+        (
+            msg(
+                "b",
+                Payload::PingReq {
+                    seq: 1,
+                    target: "b".into(),
+                    target_addr: "b:1".into(),
+                    updates: vec![],
+                },
+            ),
+            |r| matches!(r, RejectReason::InvalidTarget(_)),
+        ),
+        (
+            msg(
+                "b",
+                Payload::Gossip {
+                    updates: vec![alive("c", u64::MAX)],
+                },
+            ),
+            |r| matches!(r, RejectReason::IncarnationOutOfRange(..)),
+        ),
+        (
+            msg(
+                "b",
+                Payload::Gossip {
+                    updates: vec![Update::Alive {
+                        incarnation: 1,
+                        meta: Arc::new(big_fields),
+                    }],
+                },
+            ),
+            |r| {
+                matches!(
+                    r,
+                    RejectReason::InvalidMeta {
+                        what: "fields count",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            msg(
+                "b",
+                Payload::Gossip {
+                    updates: vec![
+                        Update::Left {
+                            id: "c".into(),
+                            incarnation: 1
+                        };
+                        5000
+                    ],
+                },
+            ),
+            |r| {
+                matches!(
+                    r,
+                    RejectReason::TooMany {
+                        what: "updates",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            msg(
+                "b",
+                Payload::Sync {
+                    digest: vec![Digest {
+                        id: "\u{7}".into(),
+                        incarnation: 0,
+                        status: Status::Alive,
+                        meta_version: 0,
+                    }],
+                },
+            ),
+            |r| matches!(r, RejectReason::InvalidId(_)),
+        ),
+    ];
+    for (bad, expected) in cases {
+        let mut m = node_with(&["b", "c"]);
+        let before = m.view();
+        m.handle(ms(1), Input::Message(bad.clone()));
+        let out = m.drain_outputs();
+        match out.as_slice() {
+            [Output::Rejected { reason, .. }] => assert!(expected(reason), "{bad:?}: {reason}"),
+            other => panic!("{bad:?} not rejected alone: {other:?}"),
+        }
+        assert_eq!(m.view(), before, "{bad:?} changed the view");
+    }
+}
+
 #[path = "membership_view_tests.rs"]
 mod view;

@@ -25,7 +25,7 @@
 //!   whole-cluster scenarios and the muster floors at N = 20.
 //!
 //! Unit tests of `x.rs` live in `x_tests.rs` beside it, a child module of `x`:
-//! `probe_tests.rs` (probing) and `sync_tests.rs` (push-pull, discovery, hostile messages).
+//! `probe_tests.rs` (probing) and `sync_tests.rs` (push-pull, discovery).
 //! Tests that drive the whole state machine are children of this module:
 //! `membership_tests.rs`, one unit test per rule (with the helpers the other test files
 //! share), and its child `membership_view_tests.rs`, view checksums and partitions where a
