@@ -34,7 +34,7 @@
 //! # Driving it
 //! ```
 //! use std::time::Duration;
-//! use muster::membership::{Input, Membership, MembershipConfig, NodeMeta, Output};
+//! use muster_core::membership::{Input, Membership, MembershipConfig, NodeMeta, Output};
 //!
 //! let meta = NodeMeta { id: "a".into(), addr: "10.0.0.1:7946".into(), ..Default::default() };
 //! let mut m = Membership::new(MembershipConfig::default(), meta, 42, Duration::ZERO)
