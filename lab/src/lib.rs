@@ -16,9 +16,11 @@
 //! - [`error`] has [`LabError`].
 //! - [`caps`] is the one capability policy: [`require`] runs, skips loudly, or fails in CI.
 //!
-//! What runs on the hosts is not this module's business: `muster demo` (the `muster` crate's `demo`)
-//! starts simulated microk8s hosts and agents, and the `muster-tests` crate wraps these types
-//! to add avahi, serf and agent helpers.
+//! What runs on the hosts is not this crate's business: `muster demo` (the `muster` crate's
+//! `demo`) starts simulated microk8s hosts and agents; the `muster-tests` crate adds agents,
+//! simulated machines, avahi and serf as extension traits of [`Host`]; the simulator's network
+//! test (`microk8s-sim/tests/netns.rs`) runs its daemons here. All of them use these types and
+//! [`require`] directly, so there is one lab and one skip policy.
 
 pub mod caps;
 pub mod error;

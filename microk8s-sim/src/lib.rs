@@ -18,6 +18,11 @@
 //!   against the join string's fingerprint), the Kubernetes API on port 16443 of a running
 //!   control plane (`kubeapi`), heartbeats, role adjustment and the CLI socket. While
 //!   `stopped.lock` exists nothing listens (connections are refused).
+//! - **A machine from outside** ([`machine`]): the recipe every Rust caller uses to start a
+//!   simulated machine, as command lines of this binary: `link --dir D --state-dir S` (the
+//!   `microk8s` link and its state file), `serve --state-dir S --bind IP --hostname H --ip IP`
+//!   (the daemon), `wait --state-dir S --timeout-ms N` (exit 0 once the daemon answers). The
+//!   CLI is the contract; `muster demo`, which may not link this crate, spawns the same ones.
 //! - **Cluster state** (`cluster`): held, as in reality, by the control planes: each control
 //!   plane's daemon keeps a replica (dqlite members with voter/standby/spare roles, Node
 //!   objects, namespaces, ConfigMaps). A write happens on the daemon that performs it (the
@@ -78,6 +83,7 @@ pub mod join;
 pub mod kubeapi;
 pub mod kubectl;
 pub mod loopback;
+pub mod machine;
 pub mod nodes;
 pub mod ops;
 pub mod state_dir;
@@ -138,7 +144,7 @@ fn parse_sim_args(args: &[String]) -> Result<SimArgs, String> {
     Ok(a)
 }
 
-/// Runs the `microk8s-sim` binary on its whole argv: argv[0] named `microk8s` (or
+/// Runs the `microk8s-sim` binary on its whole argv: `argv[0]` named `microk8s` (or
 /// `microk8s.<command>`) runs [`microk8s_main`], anything else [`sim_main`] on the arguments.
 /// Returns the exit code.
 pub fn dispatch(argv: Vec<OsString>) -> i32 {
@@ -153,7 +159,7 @@ pub fn dispatch(argv: Vec<OsString>) -> i32 {
     sim_main(argv.into_iter().skip(1).collect())
 }
 
-/// Entry point of `microk8s-sim <init|serve|link> …` (argv without the program name).
+/// Entry point of `microk8s-sim <init|serve|link|wait> …` (argv without the program name).
 pub fn sim_main(args: Vec<OsString>) -> i32 {
     let args: Vec<String> = args
         .iter()

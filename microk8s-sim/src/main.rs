@@ -2,7 +2,8 @@
 //!
 //! It is a binary of its own so that the agent (`muster`) carries none of the simulator's code:
 //! every agent on a machine maps only what it runs. Run as `microk8s` (a symlink made by
-//! `microk8s-sim link`) it is the simulated CLI; `microk8s-sim init|serve|link` manage a host.
+//! `microk8s-sim link`) it is the simulated CLI; `microk8s-sim init|serve|link|wait` manage a host
+//! (see `microk8s_sim::machine` for the recipe).
 
 use std::process::ExitCode;
 

@@ -1,148 +1,92 @@
 //! The simulator across network namespaces: three simulated hosts, each a `microk8s-sim serve`
-//! process in its own namespace on a private bridge (198.19.N.0/24), driven through the
-//! `microk8s` symlink. Host A's add-node token lets host B join over the network; a consumed
-//! token, a wrong fingerprint and unreachable entries fail with the real messages and codes.
-//! Needs root and iproute2; skipped otherwise. Everything is removed on drop, also on failure.
+//! process in its own host of a [`muster_lab::Lab`] (one bridge, 198.18.B.0/24), driven
+//! through each host's `microk8s` link. Host A's add-node token lets host B join over the
+//! network; a consumed token, a wrong fingerprint and unreachable entries fail with the real
+//! messages and codes.
+//!
+//! Needs root and iproute2: [`muster_lab::require`] skips loudly without them and fails with
+//! `CI=true`. The lab removes everything on drop, also on failure.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+use microk8s_sim::machine::Machine;
+use muster_lab::{ChildGuard, Lab};
 
 const BIN: &str = env!("CARGO_BIN_EXE_microk8s-sim");
 
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
+/// A lab whose hosts each run one simulated machine.
 struct Net {
-    tag: String,
-    subnet: String,
-    namespaces: Vec<String>,
-    children: Vec<Option<Child>>,
-    dirs: Vec<PathBuf>,
-    link_dir: tempfile::TempDir,
-    _state: tempfile::TempDir,
+    // Field order is drop order: the daemons before the lab that holds their namespaces.
+    daemons: Vec<Option<ChildGuard>>,
+    machines: Vec<Machine>,
+    lab: Lab,
 }
 
 impl Net {
-    fn new(hosts: usize) -> Option<Self> {
-        // Only root can create namespaces.
-        let root = Command::new("id").arg("-u").output().ok()?.stdout == b"0\n";
-        if !root || !sh(&["ip", "-V"]) {
-            return None;
-        }
-        let pid = std::process::id();
-        let tag = format!("ms{}", pid % 100_000);
-        let subnet = format!("198.19.{}", 20 + pid % 200);
-        let state = tempfile::tempdir().ok()?;
-        let link_dir = tempfile::tempdir().ok()?;
+    fn new(hosts: usize) -> Self {
+        let lab = Lab::builder()
+            .hosts(hosts)
+            .ipv6(false)
+            .build()
+            .expect("lab builds");
+        let machines: Vec<Machine> = lab
+            .hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let m = Machine::in_dir(
+                    BIN,
+                    &h.dir().join("mk8s"),
+                    format!("Host-{i}"),
+                    IpAddr::V4(h.ip()),
+                );
+                m.link().expect("microk8s-sim link");
+                m
+            })
+            .collect();
         let mut net = Self {
-            tag: tag.clone(),
-            subnet: subnet.clone(),
-            namespaces: Vec::new(),
-            children: Vec::new(),
-            dirs: Vec::new(),
-            link_dir,
-            _state: state,
+            daemons: Vec::new(),
+            machines,
+            lab,
         };
-        assert!(
-            sh(&["ip", "link", "add", &format!("{tag}br"), "type", "bridge"]),
-            "bridge"
-        );
-        assert!(sh(&["ip", "link", "set", &format!("{tag}br"), "up"]));
-        for i in 0..hosts {
-            let ns = format!("{tag}h{i}");
-            let veth = format!("{tag}v{i}");
-            assert!(sh(&["ip", "netns", "add", &ns]), "netns {ns}");
-            net.namespaces.push(ns.clone());
-            assert!(sh(&[
-                "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns
-            ]));
-            assert!(sh(&[
-                "ip",
-                "link",
-                "set",
-                &veth,
-                "master",
-                &format!("{tag}br"),
-                "up"
-            ]));
-            assert!(sh(&[
-                "ip",
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{subnet}.{}/24", i + 1),
-                "dev",
-                "eth0"
-            ]));
-            assert!(sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]));
-            assert!(sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]));
-            let dir = net._state.path().join(format!("host{i}"));
-            let ok = Command::new(BIN)
-                .args(["init", "--state-dir"])
-                .arg(&dir)
-                .args([
-                    "--hostname",
-                    &format!("Host-{i}"),
-                    "--ip",
-                    &format!("{subnet}.{}", i + 1),
-                ])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "sim init");
-            net.dirs.push(dir);
-        }
-        assert!(
-            Command::new(BIN)
-                .args(["link", "--dir"])
-                .arg(net.link_dir.path())
-                .status()
-                .is_ok_and(|s| s.success())
-        );
         for i in 0..hosts {
             net.start(i);
         }
-        Some(net)
+        net
     }
 
     fn ip(&self, i: usize) -> String {
-        format!("{}.{}", self.subnet, i + 1)
+        self.lab.hosts()[i].ip().to_string()
+    }
+
+    /// The first three octets of the lab's network, e.g. `198.18.4`.
+    fn subnet(&self) -> String {
+        let (net, _) = self.lab.subnet();
+        let [a, b, c, _] = net.octets();
+        format!("{a}.{b}.{c}")
     }
 
     fn start(&mut self, i: usize) {
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.namespaces[i],
-                BIN,
-                "serve",
-                "--state-dir",
-            ])
-            .arg(&self.dirs[i])
+        let host = &self.lab.hosts()[i];
+        let machine = &self.machines[i];
+        let mut cmd = host.command(&machine.exe);
+        cmd.args(machine.serve_args())
             .env("MUSTER_SIM_JOIN_LATENCY", "zero")
             .env("MUSTER_SIM_HEARTBEAT_MS", "200")
             .env("MUSTER_SIM_NOT_READY_AFTER_MS", "2000")
-            .env("MUSTER_SIM_CONNECT_TIMEOUT_MS", "8000")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn daemon");
-        if self.children.len() <= i {
-            self.children.resize_with(i + 1, || None);
+            .env("MUSTER_SIM_CONNECT_TIMEOUT_MS", "8000");
+        let daemon = host.spawn_command("sim", cmd).expect("spawn daemon");
+        if self.daemons.len() <= i {
+            self.daemons.resize_with(i + 1, || None);
         }
-        self.children[i] = Some(child);
-        let sock = self.dirs[i].join("sim.sock");
+        self.daemons[i] = Some(daemon);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !sock.exists() || self.microk8s(i, &["status"]).2 != 0 {
+        if let Err(e) = machine.wait(Duration::from_secs(10)) {
+            let log = self.daemons[i].as_ref().map(|d| d.log_tail(20));
+            panic!("host {i} did not come up: {e}\n{}", log.unwrap_or_default());
+        }
+        while self.microk8s(i, &["status"]).2 != 0 {
             assert!(Instant::now() < deadline, "host {i} did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -150,18 +94,19 @@ impl Net {
 
     /// Stops host `i`'s daemon (`ip netns exec` execs it, so the child is the daemon).
     fn stop(&mut self, i: usize) {
-        if let Some(mut c) = self.children.get_mut(i).and_then(Option::take) {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(mut daemon) = self.daemons.get_mut(i).and_then(Option::take) {
+            daemon.kill().expect("kill the daemon");
         }
     }
 
+    /// Runs host `i`'s `microk8s` inside host `i`. No `MUSTER_SIM_STATE`: the link finds its
+    /// host through the state file `microk8s-sim link` wrote, as a real `microk8s` needs no
+    /// environment.
     fn microk8s(&self, i: usize, args: &[&str]) -> (String, String, i32) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.namespaces[i]])
-            .arg(self.link_dir.path().join("microk8s"))
+        let out = self.lab.hosts()[i]
+            .command(self.machines[i].microk8s())
             .args(args)
-            .env("MUSTER_SIM_STATE", &self.dirs[i])
+            .env_remove("MUSTER_SIM_STATE")
             .output()
             .expect("run microk8s");
         (
@@ -169,20 +114,6 @@ impl Net {
             String::from_utf8_lossy(&out.stderr).into_owned(),
             out.status.code().unwrap_or(-1),
         )
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().filter_map(Option::as_mut) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for (i, ns) in self.namespaces.iter().enumerate() {
-            let _ = sh(&["ip", "netns", "del", ns]);
-            let _ = sh(&["ip", "link", "del", &format!("{}v{i}", self.tag)]);
-        }
-        let _ = sh(&["ip", "link", "del", &format!("{}br", self.tag)]);
     }
 }
 
@@ -196,10 +127,11 @@ fn wait(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn three_hosts_in_namespaces_join_over_the_network() {
-    let Some(mut net) = Net::new(3) else {
-        eprintln!("skipped: needs root and iproute2");
+    let Some(_caps) = muster_lab::require("three_hosts_in_namespaces_join_over_the_network", &[])
+    else {
         return;
     };
+    let mut net = Net::new(3);
     let a = net.ip(0);
     let (tc, _, code) = net.microk8s(0, &["add-node", "--format", "token-check"]);
     assert_eq!(code, 0);
@@ -250,13 +182,11 @@ fn three_hosts_in_namespaces_join_over_the_network() {
     );
 
     // No host at that address: the connect fails and Python's traceback is all there is.
-    let (out, err, code) = net.microk8s(2, &["join", &format!("{}.99:25000/{fresh}", net.subnet)]);
+    let subnet = net.subnet();
+    let (out, err, code) = net.microk8s(2, &["join", &format!("{subnet}.99:25000/{fresh}")]);
     assert_eq!(
         (out.as_str(), code),
-        (
-            format!("Contacting cluster at {}.99\n", net.subnet).as_str(),
-            1
-        )
+        (format!("Contacting cluster at {subnet}.99\n").as_str(), 1)
     );
     assert!(
         err.starts_with("Traceback (most recent call last):\n"),

@@ -1,9 +1,9 @@
 //! The real `muster agent` on lab hosts, and the `muster` CLI that queries it.
 //!
-//! [`muster_bin`] finds the built binary; [`Host::start_agent`] starts it inside a host with
-//! the host's own data directory, unix socket and generated config (mDNS limited to `eth0`),
-//! listening on `<host ip>:7440`; [`Agent::members`] runs `muster members --json` against its
-//! socket and parses the answer. The data directory and socket live in the host's directory,
+//! [`muster_bin`] finds the built binary; [`AgentHost::start_agent`] starts it inside a lab
+//! [`Host`] with the host's own data directory, unix socket and generated config (mDNS limited
+//! to `eth0`), listening on `<host ip>:7440`; [`Agent::members`] runs `muster members --json`
+//! against its socket and parses the answer. The data directory and socket live in the host's directory,
 //! so an agent restarted on the same host finds its earlier state. What the agent does with
 //! its flags is the agent's business; this module only fixes how tests call it.
 
@@ -15,10 +15,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::{HarnessError, Result};
-use crate::netns::Host;
-use crate::process::{ChildGuard, Signal, run, run_ok};
-use crate::wait::wait_until;
+use muster_lab::process::{run, run_ok};
+use muster_lab::{ChildGuard, Host, LabError, Result, Signal, wait_until};
 
 /// The port agents listen on for gRPC.
 pub const AGENT_PORT: u16 = 7440;
@@ -27,8 +25,8 @@ pub const AGENT_PORT: u16 = 7440;
 pub const MUSTER_BIN_ENV: &str = "MUSTER_BIN";
 
 /// The error for a `muster` binary that is not where the harness looked (`tried`).
-pub fn binary_missing(tried: &str) -> HarnessError {
-    HarnessError::Invalid(format!(
+pub fn binary_missing(tried: &str) -> LabError {
+    LabError::Invalid(format!(
         "the muster binary was not found (looked at {tried}); run `cargo build -p muster` first, \
          or set MUSTER_BIN to its path"
     ))
@@ -72,27 +70,6 @@ pub fn muster_bin() -> Result<PathBuf> {
                     .join(", "),
             )
         })
-}
-
-/// Environment variable naming the `microk8s-sim` binary, overriding the one beside `muster`.
-pub const SIM_BIN_ENV: &str = "MUSTER_SIM_BIN";
-
-/// Where the microk8s simulator is: `$MUSTER_SIM_BIN`, else `microk8s-sim` beside the
-/// [`muster_bin`] in use (cargo builds the binaries of the workspace into one directory).
-pub fn sim_bin() -> Result<PathBuf> {
-    let path = match std::env::var_os(SIM_BIN_ENV) {
-        Some(path) => PathBuf::from(path),
-        None => muster_bin()?.with_file_name("microk8s-sim"),
-    };
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(HarnessError::Invalid(format!(
-            "the simulator binary was not found at {}; run `cargo build -p muster -p microk8s-sim` \
-             (it builds `muster` and `microk8s-sim`), or set {SIM_BIN_ENV} to its path",
-            path.display()
-        )))
-    }
 }
 
 /// How to start an agent; [`AgentOptions::new`] gives the defaults.
@@ -195,7 +172,7 @@ struct MembersReply {
 pub fn parse_members(json: &str) -> Result<Vec<Member>> {
     serde_json::from_str::<MembersReply>(json)
         .map(|reply| reply.members)
-        .map_err(|e| HarnessError::Parse {
+        .map_err(|e| LabError::Parse {
             what: "`muster members --json` output".to_owned(),
             detail: format!("{e}; output was: {}", json.trim()),
         })
@@ -214,22 +191,30 @@ pub struct Agent {
     child: ChildGuard,
 }
 
-impl Host {
+/// Starting the real agent on a lab host: `host.start_agent(&options)`.
+///
+/// An extension of [`muster_lab::Host`], which knows namespaces but not what runs in them;
+/// bring it into scope with `use muster_tests::AgentHost`.
+pub trait AgentHost {
     /// Starts `muster agent` inside this host with `options`. Its data directory is
     /// `<host dir>/muster-data`, its socket `<host dir>/muster.sock`, its config
     /// `<host dir>/muster.toml`, its output `<host dir>/muster-agent.log`. Returns at once;
     /// see [`Agent::wait_ready`].
-    pub fn start_agent(&self, options: &AgentOptions) -> Result<Agent> {
+    fn start_agent(&self, options: &AgentOptions) -> Result<Agent>;
+}
+
+impl AgentHost for Host {
+    fn start_agent(&self, options: &AgentOptions) -> Result<Agent> {
         let bin = match &options.binary {
             Some(bin) => bin.clone(),
             None => muster_bin()?,
         };
         let data_dir = self.dir().join("muster-data");
         std::fs::create_dir_all(&data_dir)
-            .map_err(|e| HarnessError::io(format!("creating {}", data_dir.display()), e))?;
+            .map_err(|e| LabError::io(format!("creating {}", data_dir.display()), e))?;
         let config = self.dir().join("muster.toml");
         std::fs::write(&config, options.config_toml())
-            .map_err(|e| HarnessError::io(format!("writing {}", config.display()), e))?;
+            .map_err(|e| LabError::io(format!("writing {}", config.display()), e))?;
         let socket = self.dir().join("muster.sock");
         let listen = SocketAddrV4::new(self.ip(), options.port);
         let node_name = options
@@ -368,8 +353,8 @@ impl Agent {
         result.map_err(|status| self.exited_error(status))
     }
 
-    fn exited_error(&self, status: ExitStatus) -> HarnessError {
-        HarnessError::CommandFailed {
+    fn exited_error(&self, status: ExitStatus) -> LabError {
+        LabError::CommandFailed {
             command: self.child.command_line().to_owned(),
             status: format!("exited early: {status}"),
             stderr: self.child.log_tail(40),

@@ -2,8 +2,8 @@
 //!
 //! avahi-browse talks to avahi-daemon over the system D-Bus, which is one bus for the whole
 //! machine while the daemon's sockets live in one network namespace. [`SystemBus`] starts a
-//! system bus when none runs (and stops it only if it started it); [`Host::start_avahi`]
-//! starts `avahi-daemon` inside one observer host, with a config that keeps it on `eth0`,
+//! system bus when none runs (and stops it only if it started it); [`AvahiHost::start_avahi`]
+//! starts `avahi-daemon` inside one observer [`Host`], with a config that keeps it on `eth0`,
 //! IPv4, and a neutral host name; [`AvahiDaemon::browse`] runs `avahi-browse -rpt` and
 //! [`parse_browse`] turns its `=;…` lines into [`AvahiService`]s. Only one avahi-daemon can
 //! own the bus name at a time, so daemons started here take turns (a process-wide lock).
@@ -15,10 +15,8 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::error::{HarnessError, Result};
-use crate::netns::Host;
-use crate::process::{ChildGuard, Signal, run, run_ok, send_signal};
-use crate::wait::wait_until;
+use muster_lab::process::{run, run_ok, send_signal};
+use muster_lab::{ChildGuard, Host, LabError, Result, Signal, wait_until};
 
 /// The system bus socket avahi's clients connect to.
 pub const SYSTEM_BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
@@ -53,14 +51,14 @@ impl SystemBus {
         let mut state = BUS.lock().unwrap_or_else(PoisonError::into_inner);
         if state.users == 0 && UnixStream::connect(SYSTEM_BUS_SOCKET).is_err() {
             std::fs::create_dir_all("/run/dbus")
-                .map_err(|e| HarnessError::io("creating /run/dbus", e))?;
+                .map_err(|e| LabError::io("creating /run/dbus", e))?;
             // A bus that died without cleanup leaves its pid file, and dbus-daemon refuses
             // to start while it exists.
             let _ = std::fs::remove_file("/run/dbus/pid");
             let out =
                 run_ok(Command::new("dbus-daemon").args(["--system", "--fork", "--print-pid"]))?;
             let text = String::from_utf8_lossy(&out.stdout);
-            let pid = text.trim().parse().map_err(|_| HarnessError::Parse {
+            let pid = text.trim().parse().map_err(|_| LabError::Parse {
                 what: "dbus-daemon --print-pid output".to_owned(),
                 detail: format!("not a pid: {text:?}"),
             })?;
@@ -121,11 +119,19 @@ pub struct AvahiDaemon {
     _turn: MutexGuard<'static, ()>,
 }
 
-impl Host {
+/// Running the avahi observer on a lab host: `host.start_avahi()`.
+///
+/// An extension of [`muster_lab::Host`]; bring it into scope with
+/// `use muster_tests::AvahiHost`.
+pub trait AvahiHost {
     /// Starts `avahi-daemon --no-drop-root --no-chroot` inside this host (in the foreground,
     /// owned by the returned guard) and waits until clients can reach it over D-Bus.
     /// Waits for its turn while another avahi-daemon of this process runs.
-    pub fn start_avahi(&self) -> Result<AvahiDaemon> {
+    fn start_avahi(&self) -> Result<AvahiDaemon>;
+}
+
+impl AvahiHost for Host {
+    fn start_avahi(&self) -> Result<AvahiDaemon> {
         let turn = AVAHI_TURN.lock().unwrap_or_else(PoisonError::into_inner);
         let bus = SystemBus::ensure()?;
         // `--check` exits 0 when the pid file names a live daemon.
@@ -133,7 +139,7 @@ impl Host {
             .status
             .success()
         {
-            return Err(HarnessError::Invalid(
+            return Err(LabError::Invalid(
                 "an avahi-daemon already runs on this machine (see /run/avahi-daemon/pid); \
                  stop it before running the avahi tests"
                     .to_owned(),
@@ -141,7 +147,7 @@ impl Host {
         }
         let config = self.dir().join("avahi-daemon.conf");
         std::fs::write(&config, observer_config())
-            .map_err(|e| HarnessError::io(format!("writing {}", config.display()), e))?;
+            .map_err(|e| LabError::io(format!("writing {}", config.display()), e))?;
         let mut cmd = self.command("avahi-daemon");
         cmd.args(["--no-drop-root", "--no-chroot", "--no-rlimits", "-f"])
             .arg(&config);
@@ -166,7 +172,7 @@ impl Host {
             },
         )?;
         if let Err(status) = ready {
-            return Err(HarnessError::CommandFailed {
+            return Err(LabError::CommandFailed {
                 command: child.command_line().to_owned(),
                 status: format!("exited early: {status}"),
                 stderr: child.log_tail(30),

@@ -1,15 +1,88 @@
 //! Simulated machines for formation tests and benchmarks: on a lab host, the microk8s
-//! simulator's daemon (`microk8s-sim serve`) plus a real `muster agent` whose `microk8s` is a
-//! link to the simulator bound to that host's state.
+//! simulator's daemon plus a real `muster agent` whose `microk8s` is that machine's link.
+//!
+//! The machine itself is [`microk8s_sim::machine::Machine`], the simulator's own recipe (its
+//! `link`, `serve` and `wait` subcommands); this module only places one on a lab [`Host`]: the
+//! files in `<host dir>/mk8s`, the daemon inside the host's namespace, a default route first.
+//! Owns [`sim_bin`] (where the simulator binary is), [`SimHost`] (the extension of
+//! [`Host`]), [`SimDaemon`], [`SimNode`] and [`SimNodeOptions`]. What the agent then does
+//! with the machine is the agent's business.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::agent::{Agent, AgentOptions, sim_bin};
-use crate::error::{HarnessError, Result};
-use crate::netns::Host;
-use crate::process::ChildGuard;
+use microk8s_sim::machine::{Machine, MachineError};
+use muster_lab::{ChildGuard, Host, LabError, Result};
+
+use crate::agent::{Agent, AgentHost, AgentOptions, muster_bin};
+
+/// Environment variable naming the `microk8s-sim` binary, overriding the one beside `muster`.
+pub const SIM_BIN_ENV: &str = "MUSTER_SIM_BIN";
+
+/// Where the microk8s simulator is: `$MUSTER_SIM_BIN`, else `microk8s-sim` beside the
+/// [`muster_bin`] in use (cargo builds the binaries of the workspace into one directory).
+pub fn sim_bin() -> Result<PathBuf> {
+    let path = match std::env::var_os(SIM_BIN_ENV) {
+        Some(path) => PathBuf::from(path),
+        None => muster_bin()?.with_file_name("microk8s-sim"),
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(LabError::Invalid(format!(
+            "the simulator binary was not found at {}; run `cargo build -p muster -p microk8s-sim` \
+             (it builds `muster` and `microk8s-sim`), or set {SIM_BIN_ENV} to its path",
+            path.display()
+        )))
+    }
+}
+
+/// A failed step of the simulator's recipe, as the lab's error (which already has the shapes:
+/// a command that would not start, a command that failed with its stderr).
+pub fn machine_error(err: MachineError) -> LabError {
+    match err {
+        MachineError::Spawn { command, source } => LabError::Spawn { command, source },
+        MachineError::Failed {
+            command,
+            status,
+            stderr,
+        } => LabError::CommandFailed {
+            command,
+            status,
+            stderr,
+        },
+    }
+}
+
+/// A running simulator daemon on a lab host: the machine it serves and its process, which is
+/// killed (SIGKILL) when this drops.
+#[derive(Debug)]
+pub struct SimDaemon {
+    /// The machine's recipe: its `microk8s` link, state directory, hostname and address.
+    pub machine: Machine,
+    /// The `microk8s-sim serve` process.
+    pub child: ChildGuard,
+}
+
+impl SimDaemon {
+    /// The machine's `microk8s` command.
+    pub fn microk8s(&self) -> PathBuf {
+        self.machine.microk8s()
+    }
+
+    /// Waits until the daemon answers, asking the simulator itself (`microk8s-sim wait`).
+    /// A failure quotes the end of the daemon's log.
+    pub fn wait(&self, timeout: Duration) -> Result<()> {
+        self.machine
+            .wait(timeout)
+            .map_err(|err| LabError::CommandFailed {
+                command: self.child.command_line().to_owned(),
+                status: format!("did not answer: {}", machine_error(err)),
+                stderr: self.child.log_tail(20),
+            })
+    }
+}
 
 /// One simulated machine: its microk8s daemon and its agent.
 #[derive(Debug)]
@@ -17,9 +90,14 @@ pub struct SimNode {
     /// The agent.
     pub agent: Agent,
     /// The microk8s daemon.
-    pub sim: ChildGuard,
+    pub sim: SimDaemon,
+}
+
+impl SimNode {
     /// The `microk8s` command of this machine.
-    pub microk8s: PathBuf,
+    pub fn microk8s(&self) -> PathBuf {
+        self.sim.microk8s()
+    }
 }
 
 /// How to start a [`SimNode`].
@@ -48,99 +126,69 @@ impl SimNodeOptions {
             log_level: "info".to_owned(),
         }
     }
+
+    /// The hostname (and node name) a simulated machine on `host` gets.
+    pub fn hostname_on(&self, host: &Host) -> String {
+        self.name.clone().unwrap_or_else(|| host.name().to_owned())
+    }
 }
 
-impl Host {
-    /// Starts the simulator daemon of this host (with a default route, which microk8s needs
-    /// and lab hosts lack) and returns the `microk8s` link and the daemon's guard.
-    pub fn start_sim(&self, name: &str, env: &[(String, String)]) -> Result<(PathBuf, ChildGuard)> {
+/// Simulated machines on a lab host: `host.start_sim_node(&options)`, or the daemon and the
+/// agent one after the other (as the formation benchmark does, to start every agent at once).
+///
+/// An extension of [`muster_lab::Host`]; bring it into scope with `use muster_tests::SimHost`.
+pub trait SimHost {
+    /// The recipe of this host's simulated machine called `hostname`: [`sim_bin`], files in
+    /// `<host dir>/mk8s`, the host's address.
+    fn sim_machine(&self, hostname: &str) -> Result<Machine>;
+
+    /// Links this host's machine and starts its daemon inside the host, with `env` (a default
+    /// route first: microk8s needs one and lab hosts lack it). Returns at once; see
+    /// [`SimDaemon::wait`].
+    fn start_sim(&self, hostname: &str, env: &[(String, String)]) -> Result<SimDaemon>;
+
+    /// Starts the agent of a simulated machine whose daemon `sim` already runs.
+    fn start_sim_agent(&self, o: &SimNodeOptions, sim: &SimDaemon) -> Result<Agent>;
+
+    /// Starts a simulated machine: microk8s daemon, then the agent driving it.
+    fn start_sim_node(&self, o: &SimNodeOptions) -> Result<SimNode>;
+}
+
+impl SimHost for Host {
+    fn sim_machine(&self, hostname: &str) -> Result<Machine> {
+        Ok(Machine::in_dir(
+            sim_bin()?,
+            &self.dir().join("mk8s"),
+            hostname,
+            IpAddr::V4(self.ip()),
+        ))
+    }
+
+    fn start_sim(&self, hostname: &str, env: &[(String, String)]) -> Result<SimDaemon> {
         self.run("ip", &["route", "replace", "default", "dev", "eth0"])?;
-        let bin = sim_bin()?;
-        let dir = self.dir().join("mk8s");
-        let link_dir = dir.join("link");
-        std::fs::create_dir_all(&link_dir)
-            .map_err(|e| HarnessError::io(format!("creating {}", link_dir.display()), e))?;
-        let state = self.sim_state();
-        let out = Command::new(&bin)
-            .args(["link", "--dir"])
-            .arg(&link_dir)
-            .arg("--state-dir")
-            .arg(&state)
-            .output()
-            .map_err(|e| HarnessError::io("running microk8s-sim link", e))?;
-        if !out.status.success() {
-            return Err(HarnessError::Invalid(format!(
-                "microk8s-sim link failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )));
-        }
-        let ip = self.ip().to_string();
-        let mut cmd = self.command(&bin);
-        cmd.args(["serve", "--state-dir"]).arg(&state).args([
-            "--hostname",
-            name,
-            "--ip",
-            &ip,
-            "--bind",
-            &ip,
-        ]);
+        let machine = self.sim_machine(hostname)?;
+        machine.link().map_err(machine_error)?;
+        let mut cmd = self.command(&machine.exe);
+        cmd.args(machine.serve_args());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let sim = self.spawn_command("sim", cmd)?;
-        Ok((link_dir.join("microk8s"), sim))
+        let child = self.spawn_command("sim", cmd)?;
+        Ok(SimDaemon { machine, child })
     }
 
-    /// Starts a simulated machine: microk8s daemon, then the agent driving it.
-    pub fn start_sim_node(&self, o: &SimNodeOptions) -> Result<SimNode> {
-        let (microk8s, sim) = self.start_sim(&self.sim_name(o), &o.sim_env)?;
-        let agent = self.start_sim_agent(o, &microk8s)?;
-        Ok(SimNode {
-            agent,
-            sim,
-            microk8s,
-        })
-    }
-
-    /// The hostname a simulated machine of this host gets.
-    pub fn sim_name(&self, o: &SimNodeOptions) -> String {
-        o.name.clone().unwrap_or_else(|| self.name().to_owned())
-    }
-
-    /// Starts the agent of a simulated machine whose simulator already runs (`microk8s` is
-    /// the link [`Host::start_sim`] returned).
-    pub fn start_sim_agent(&self, o: &SimNodeOptions, microk8s: &Path) -> Result<Agent> {
+    fn start_sim_agent(&self, o: &SimNodeOptions, sim: &SimDaemon) -> Result<Agent> {
         let mut options = AgentOptions::new(&o.cluster);
-        options.node_name = Some(self.sim_name(o));
-        options.microk8s = Some(microk8s.to_path_buf());
+        options.node_name = Some(sim.machine.hostname.clone());
+        options.microk8s = Some(sim.microk8s());
         options.log_level = Some(o.log_level.clone());
         options.config_extra = format!("socket_group = \"\"\n{}", o.config);
         self.start_agent(&options)
     }
 
-    /// The state directory of this host's simulator.
-    fn sim_state(&self) -> PathBuf {
-        self.dir().join("mk8s").join("state")
-    }
-
-    /// Waits until this host's simulator (started by [`Host::start_sim`]) answers, asking the
-    /// simulator itself (`microk8s-sim wait`).
-    pub fn wait_sim(&self, timeout: Duration) -> Result<()> {
-        let out = Command::new(sim_bin()?)
-            .arg("wait")
-            .arg("--state-dir")
-            .arg(self.sim_state())
-            .args(["--timeout-ms", &timeout.as_millis().to_string()])
-            .output()
-            .map_err(|e| HarnessError::io("running microk8s-sim wait", e))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(HarnessError::Invalid(format!(
-                "the simulator of {} did not answer: {}",
-                self.name(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
-        }
+    fn start_sim_node(&self, o: &SimNodeOptions) -> Result<SimNode> {
+        let sim = self.start_sim(&o.hostname_on(self), &o.sim_env)?;
+        let agent = self.start_sim_agent(o, &sim)?;
+        Ok(SimNode { agent, sim })
     }
 }

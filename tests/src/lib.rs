@@ -1,25 +1,31 @@
-//! Test harness shared by muster's multi-host tests: hosts in Linux network namespaces on one
-//! bridge, child processes that die with their guard, and the programs run on those hosts
-//! (the real `muster agent`, avahi, serf).
+//! Test harness shared by muster's multi-host tests and benchmarks: the programs run on the
+//! hosts of a [`muster_lab::Lab`] (the real `muster agent`, simulated microk8s machines, avahi,
+//! serf) and how tests talk to them.
+//!
+//! The lab itself is not here: hosts in network namespaces ([`muster_lab::Lab`],
+//! [`muster_lab::Host`]), child processes that die with their guard
+//! ([`muster_lab::ChildGuard`]), waiting ([`muster_lab::wait_until`]), the sweep of leftovers
+//! ([`muster_lab::sweep`]), the one error type ([`muster_lab::LabError`]) and the one skip
+//! policy ([`muster_lab::require`]) are `muster_lab`'s, and tests use them from there. This
+//! crate adds what runs on a host as extension traits of [`muster_lab::Host`].
 //!
 //! # Layout
-//! - [`netns`] holds [`Lab`] (bridge + N hosts, partitions, teardown) and [`Host`] (commands,
-//!   link cut, packet loss, byte counters).
-//! - [`names`] makes collision-free names of bridges, veths and namespaces and [`sweep`]s
-//!   leftovers of crashed runs.
-//! - [`process`] runs commands; its [`ChildGuard`] kills its child on drop; signals, RSS.
-//! - [`agent`] starts `muster agent` on a host and reads `muster members --json`.
-//! - [`avahi`] runs avahi-daemon in an observer host and parses `avahi-browse -rpt`.
-//! - [`serf`] runs HashiCorp Serf on hosts, the benchmark baseline.
-//! - [`caps`] tells whether this machine can run labs: skip outside CI, fail inside.
-//! - [`wait`] has [`wait_until`], polling with a deadline and a descriptive timeout.
-//! - [`error`] has [`HarnessError`].
+//! - [`agent`]: [`AgentHost::start_agent`] starts `muster agent` on a host; [`Agent`] reads
+//!   `muster members --json`; [`muster_bin`] finds the binary; [`wait_all_alive`].
+//! - [`cluster`]: simulated machines. [`SimHost`] places the simulator's own recipe
+//!   ([`microk8s_sim::machine::Machine`]) on a host and starts an agent driving it
+//!   ([`SimNode`]); [`sim_bin`] finds the simulator binary.
+//! - [`avahi`]: [`AvahiHost::start_avahi`] runs avahi-daemon in an observer host; parsing of
+//!   `avahi-browse -rpt`.
+//! - [`serf`]: [`SerfHost::start_serf`] runs HashiCorp Serf on hosts, the benchmark baseline.
 //!
-//! Every multi-host test starts with [`require`], builds a [`Lab`], and lets drops clean up:
+//! Every multi-host test starts with [`muster_lab::require`], builds a [`muster_lab::Lab`],
+//! and lets drops clean up:
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use muster_tests::{AgentOptions, Lab, require, wait_all_alive};
+//! use muster_lab::{Lab, require};
+//! use muster_tests::{AgentHost, AgentOptions, wait_all_alive};
 //!
 //! let Some(_caps) = require("three_agents_meet", &[]) else { return };
 //! let lab = Lab::new(3).expect("lab builds");
@@ -34,22 +40,10 @@
 
 pub mod agent;
 pub mod avahi;
-
 pub mod cluster;
-pub mod error;
-pub mod names;
-pub mod netns;
-pub mod process;
 pub mod serf;
-pub mod wait;
 
-pub use agent::{Agent, AgentOptions, Member, MemberStatus, muster_bin, sim_bin, wait_all_alive};
-pub use avahi::{AvahiDaemon, AvahiService, SystemBus};
-pub use cluster::{SimNode, SimNodeOptions};
-pub use error::{HarnessError, Result};
-pub use muster_lab::{Capable, Decision, Need, decide, require, require_needs};
-pub use names::{SweepReport, sweep};
-pub use netns::{Host, Lab, LabBuilder};
-pub use process::{ChildGuard, Signal};
-pub use serf::{SerfAgent, SerfMember};
-pub use wait::wait_until;
+pub use agent::{Agent, AgentHost, AgentOptions, Member, MemberStatus, muster_bin, wait_all_alive};
+pub use avahi::{AvahiDaemon, AvahiHost, AvahiService, SystemBus};
+pub use cluster::{SimDaemon, SimHost, SimNode, SimNodeOptions, sim_bin};
+pub use serf::{SerfAgent, SerfHost, SerfMember};

@@ -1,8 +1,8 @@
 //! HashiCorp Serf on lab hosts: the baseline muster's gossip is benchmarked against.
 //!
-//! [`Host::start_serf`] runs `serf agent` (Debian package `serf`) inside a host with mDNS
-//! discovery on `eth0`; [`SerfAgent::members`] runs `serf members -format=json` against its
-//! RPC address (loopback inside the same namespace) and parses the answer. Serf's mDNS
+//! [`SerfHost::start_serf`] runs `serf agent` (Debian package `serf`) inside a lab [`Host`]
+//! with mDNS discovery on `eth0`; [`SerfAgent::members`] runs `serf members -format=json`
+//! against its RPC address (loopback inside the same namespace) and parses the answer. Serf's mDNS
 //! discovery re-polls only every 60 s, so agents started together may need that long to meet.
 
 use std::collections::BTreeMap;
@@ -11,10 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::{HarnessError, Result};
-use crate::netns::Host;
-use crate::process::{ChildGuard, Signal};
-use crate::wait::wait_until;
+use muster_lab::{ChildGuard, Host, LabError, Result, Signal, wait_until};
 
 /// Serf's gossip port.
 pub const SERF_PORT: u16 = 7946;
@@ -45,7 +42,7 @@ struct SerfMembersReply {
 pub fn parse_serf_members(json: &str) -> Result<Vec<SerfMember>> {
     serde_json::from_str::<SerfMembersReply>(json)
         .map(|reply| reply.members)
-        .map_err(|e| HarnessError::Parse {
+        .map_err(|e| LabError::Parse {
             what: "`serf members -format=json` output".to_owned(),
             detail: format!("{e}; output was: {}", json.trim()),
         })
@@ -58,13 +55,21 @@ pub struct SerfAgent {
     child: ChildGuard,
 }
 
-impl Host {
+/// Running Serf on a lab host: `host.start_serf(cluster, extra)`.
+///
+/// An extension of [`muster_lab::Host`]; bring it into scope with
+/// `use muster_tests::SerfHost`.
+pub trait SerfHost {
     /// Starts `serf agent -node=<host name> -bind=<ip>:7946 -iface=eth0 -discover=<cluster>
     /// -rpc-addr=127.0.0.1:7373 <extra…>` inside this host. The lab needs IPv6 (the
     /// default): Serf's mDNS client crashes on an interface without it.
-    pub fn start_serf(&self, cluster: &str, extra: &[&str]) -> Result<SerfAgent> {
+    fn start_serf(&self, cluster: &str, extra: &[&str]) -> Result<SerfAgent>;
+}
+
+impl SerfHost for Host {
+    fn start_serf(&self, cluster: &str, extra: &[&str]) -> Result<SerfAgent> {
         if !self.has_ipv6() {
-            return Err(HarnessError::Invalid(format!(
+            return Err(LabError::Invalid(format!(
                 "serf on {} needs IPv6 in the lab (its mDNS client crashes without it); \
                  build the lab with ipv6(true)",
                 self.name()
@@ -118,7 +123,7 @@ impl SerfAgent {
             }
             self.members().map(|_| Ok(())).map_err(|e| e.to_string())
         })?;
-        result.map_err(|status: ExitStatus| HarnessError::CommandFailed {
+        result.map_err(|status: ExitStatus| LabError::CommandFailed {
             command: self.child.command_line().to_owned(),
             status: format!("exited early: {status}"),
             stderr: self.child.log_tail(30),

@@ -5,32 +5,29 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use microk8s_sim::loopback::{Lab, fast_config};
+use microk8s_sim::loopback::{Host, Lab, fast_config};
+use microk8s_sim::machine::Machine;
 use muster::microk8s::{
     CliConfig, CliMicrok8s, Expected, JoinFailure, JoinRejection, JoinToken, Microk8s,
     Microk8sError, Readiness, Role, Status, TokenTtl, verify_joined, verify_removed,
 };
 use muster_tests::sim_bin;
 
-/// A `microk8s` link to the simulator binary bound to one simulated host's state directory.
-fn microk8s_for(dir: &Path, state: &Path) -> PathBuf {
-    std::fs::create_dir_all(dir).expect("link dir");
-    let out = Command::new(sim_bin().expect("microk8s-sim is built"))
-        .args(["link", "--dir"])
-        .arg(dir)
-        .arg("--state-dir")
-        .arg(state)
-        .output()
-        .expect("microk8s-sim link");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir.join("microk8s")
+/// A `microk8s` link (in `links/<name>`) to the simulator binary, bound to one simulated
+/// host's state directory: step one of the simulator's own recipe. The host's daemon runs
+/// in-process in the loopback lab, so the recipe's `serve` is not needed here.
+fn microk8s_for(links: &Path, host: &Host) -> PathBuf {
+    Machine {
+        exe: sim_bin().expect("microk8s-sim is built"),
+        link_dir: links.join(&host.name),
+        state_dir: host.state.clone(),
+        hostname: host.name.clone(),
+        ip: host.ip,
+    }
+    .link()
+    .expect("microk8s-sim link")
 }
 
 fn adapter(program: PathBuf) -> CliMicrok8s {
@@ -58,7 +55,7 @@ fn adapter_drives_join_verify_leave_and_remove_against_the_simulator() {
     let m: Vec<CliMicrok8s> = lab
         .hosts
         .iter()
-        .map(|h| adapter(microk8s_for(&links.path().join(&h.name), &h.state)))
+        .map(|h| adapter(microk8s_for(links.path(), h)))
         .collect();
     let ip = |i: usize| -> IpAddr { lab.hosts[i].ip };
     let rt = &lab.rt;
@@ -189,7 +186,7 @@ fn unreachable_entry_and_wrong_fingerprint_are_classified() {
     let m: Vec<CliMicrok8s> = lab
         .hosts
         .iter()
-        .map(|h| adapter(microk8s_for(&links.path().join(&h.name), &h.state)))
+        .map(|h| adapter(microk8s_for(links.path(), h)))
         .collect();
     let rt = &lab.rt;
     let mut rng = rand::rng();

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use muster_tests::{Host, Lab, Need, SimNode, SimNodeOptions, require, require_needs, wait_until};
+use muster_lab::{Host, Lab, Need, require, require_needs, wait_until};
+use muster_tests::{SimHost, SimNode, SimNodeOptions};
 use serde_json::Value;
 
 const SAFETY: Duration = Duration::from_secs(150);
@@ -50,7 +51,7 @@ fn status(node: &Node) -> Option<Value> {
 
 /// `microk8s kubectl get nodes -o json` on a node: name -> Ready.
 fn kube_nodes(node: &Node) -> BTreeMap<String, bool> {
-    let out = Command::new(&node.microk8s)
+    let out = Command::new(node.microk8s())
         .args(["kubectl", "get", "nodes", "-o", "json"])
         .output()
         .expect("kubectl");
@@ -225,7 +226,7 @@ fn entry_point_killed_then_another_takes_over_and_a_sixth_host_joins() {
     // The whole machine dies: its agent and its microk8s.
     let mut gone = nodes.remove(old);
     gone.agent.kill().expect("kill agent");
-    gone.sim.kill().expect("kill microk8s");
+    gone.sim.child.kill().expect("kill microk8s");
     let sixth = start_node(lab.host(6), &opts);
     nodes.push(sixth);
     let mut survivors: Vec<String> = names.iter().filter(|n| **n != dead_name).cloned().collect();

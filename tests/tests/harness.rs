@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use muster_tests::names::{self, base36, link_exists, list_netns};
-use muster_tests::{Host, Lab, Need, Signal, decide, require, require_needs, wait_until};
+use muster_lab::names::{self, base36, link_exists, list_netns};
+use muster_lab::{Host, Lab, Need, Signal, decide, require, require_needs, wait_until};
+use muster_tests::{AvahiHost, SerfHost};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_muster-netprobe");
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -303,7 +304,7 @@ fn sweep_removes_leftovers_of_dead_runs_only() {
     ip(&["link", "set", &veth, "master", &bridge]);
 
     // Another test process may sweep them first; either way they must be gone afterwards.
-    let report = muster_tests::sweep().expect("sweep runs");
+    let report = muster_lab::sweep().expect("sweep runs");
     let listed = list_netns().expect("listable");
     assert!(
         report.netns.contains(&netns) || !listed.contains(&netns),
@@ -314,7 +315,7 @@ fn sweep_removes_leftovers_of_dead_runs_only() {
         "{report:?}"
     );
     assert_gone(&[netns], &[bridge, veth]);
-    assert!(!dir.exists() || std::env::var_os(muster_tests::netns::KEEP_DIR_ENV).is_some());
+    assert!(!dir.exists() || std::env::var_os(muster_lab::KEEP_DIR_ENV).is_some());
     // The live lab of this process is untouched.
     assert!(
         list_netns()
@@ -349,7 +350,7 @@ fn lab_directory_is_removed_with_the_lab() {
     let dir = lab.dir().to_owned();
     assert!(Path::new(&dir).join("h1").is_dir());
     drop(lab);
-    assert!(!dir.exists() || std::env::var_os(muster_tests::netns::KEEP_DIR_ENV).is_some());
+    assert!(!dir.exists() || std::env::var_os(muster_lab::KEEP_DIR_ENV).is_some());
 }
 
 #[test]
@@ -456,7 +457,7 @@ esac
 
 #[test]
 fn agent_helpers_start_query_and_stop_an_agent() {
-    use muster_tests::{AgentOptions, MemberStatus, wait_all_alive};
+    use muster_tests::{AgentHost, AgentOptions, MemberStatus, wait_all_alive};
     use std::os::unix::fs::PermissionsExt;
 
     let Some(_caps) = require("agent_helpers_start_query_and_stop_an_agent", &[]) else {

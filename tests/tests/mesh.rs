@@ -9,10 +9,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use muster_tests::{
-    Agent, AgentOptions, Lab, MemberStatus, Need, require, require_needs, wait_all_alive,
-    wait_until,
-};
+use muster_lab::{Lab, Need, require, require_needs, wait_until};
+use muster_tests::{Agent, AgentHost, AgentOptions, AvahiHost, MemberStatus, wait_all_alive};
 
 /// Generous bound for convergence and detection on a loaded 2-core CI machine.
 const SAFETY: Duration = Duration::from_secs(60);

@@ -9,6 +9,12 @@
 //! processes with it; the namespaces of a killed demo are swept by the next one
 //! ([`muster_lab::sweep`]). What happens inside the agents is theirs; this module only wires
 //! them up.
+//!
+//! A simulated machine is started with the simulator's own command line, which is the contract
+//! (the same recipe `microk8s_sim::machine` builds for the tests and benchmarks; the agent may
+//! not link the simulator, so it spawns the binary): `microk8s-sim link --dir D --state-dir S`
+//! (`prepare`), `microk8s-sim serve --state-dir S --bind IP --hostname H --ip IP` and
+//! `microk8s-sim wait --state-dir S --timeout-ms N` ([`DemoCluster::start`]).
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, TcpListener};
@@ -401,7 +407,8 @@ fn prepare(host: &DemoHost, sim_exe: &Path, mode: Mode) -> Result<(), SetupError
     std::fs::create_dir_all(&bin).map_err(io(format!("creating {}", bin.display())))?;
     let data = host.dir.join("data");
     std::fs::create_dir_all(&data).map_err(io(format!("creating {}", data.display())))?;
-    // The simulator makes the `microk8s` link and the file that tells it its host.
+    // The simulator makes the `microk8s` link and the file that tells it its host: step one
+    // of the recipe (see the module doc).
     run_ok(
         Command::new(sim_exe)
             .arg("link")

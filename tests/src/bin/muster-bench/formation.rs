@@ -11,7 +11,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use muster_tests::{Lab, SimNode, SimNodeOptions, require};
+use muster_lab::{Lab, require};
+use muster_tests::{SimHost, SimNode, SimNodeOptions};
 
 /// Runs the formation benchmark with the arguments after `formation`.
 pub fn run(args: &[String]) -> ExitCode {
@@ -91,18 +92,17 @@ fn measure(n: usize, latency: &str) -> Result<Figures, Box<dyn std::error::Error
     // every agent is started at once, as when the package lands on all of them.
     let mut sims = Vec::new();
     for h in lab.hosts() {
-        sims.push(h.start_sim(&h.sim_name(&options), &options.sim_env)?);
+        sims.push(h.start_sim(&options.hostname_on(h), &options.sim_env)?);
     }
-    for h in lab.hosts() {
-        h.wait_sim(Duration::from_secs(30))?;
+    for sim in &sims {
+        sim.wait(Duration::from_secs(30))?;
     }
     let t0 = SystemTime::now();
     let mut machines: Vec<SimNode> = Vec::new();
-    for (h, (microk8s, sim)) in lab.hosts().iter().zip(sims) {
+    for (h, sim) in lab.hosts().iter().zip(sims) {
         machines.push(SimNode {
-            agent: h.start_sim_agent(&options, &microk8s)?,
+            agent: h.start_sim_agent(&options, &sim)?,
             sim,
-            microk8s,
         });
     }
     eprintln!("formation: {n} agents started");

@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use muster_tests::{Agent, AgentOptions, Lab, SerfAgent, require};
+use muster_lab::{Lab, Signal, require};
+use muster_tests::{Agent, AgentHost, AgentOptions, SerfAgent, SerfHost};
 
 /// Runs the mesh benchmark with the arguments after `mesh`.
 pub fn run(args: &[String]) -> ExitCode {
@@ -345,7 +346,7 @@ impl Subject for Serfs {
             .collect()
     }
     fn kill(&mut self, i: usize) -> Result<(), BoxError> {
-        self.agents[i].signal(muster_tests::Signal::Kill)?;
+        self.agents[i].signal(Signal::Kill)?;
         Ok(())
     }
     const DEAD: &'static str = "EventMemberFailed";
