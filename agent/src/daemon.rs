@@ -11,19 +11,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use log::Level;
-use muster_proto::v1 as pb;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::api::Snapshot;
+use crate::api::Sources;
 use crate::api::peer::PeerService;
 use crate::api::server::AgentService;
 use crate::config::{Config, Origin};
@@ -78,10 +76,10 @@ pub enum DaemonError {
     Membership(#[from] muster_core::membership::MembershipError),
     /// The workflow refused its configuration.
     #[error("cluster workflow: {0}")]
-    Workflow(String),
+    Workflow(#[from] crate::workflow::StartError),
     /// The reflection service could not be built from the descriptors.
-    #[error("cannot build the reflection service: {0}")]
-    Reflection(String),
+    #[error(transparent)]
+    Reflection(#[from] crate::api::router::ReflectionError),
 }
 
 /// Runs the agent until it is told to stop.
@@ -134,10 +132,8 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
         );
     }
 
-    let resources = NodeResources::probe();
+    let resources = watch::Sender::new(NodeResources::probe());
     let advertise = advertise_addr(&config, tcp_addr);
-    let snapshot = Arc::new(watch::Sender::new(initial_snapshot(&resources)));
-    let snapshot_rx = snapshot.subscribe();
 
     let shutdown = CancellationToken::new();
     let leave = CancellationToken::new();
@@ -147,9 +143,8 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
         MeshSetup {
             cluster: config.cluster.clone(),
             config: config.membership.clone(),
-            local: local_meta(&identity, advertise, &resources),
+            local: local_meta(&identity, advertise, &resources.borrow()),
         },
-        snapshot.clone(),
         events.clone(),
         shutdown.clone(),
         &tracker,
@@ -183,18 +178,20 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
             data_dir: config.data_dir.clone(),
             election: config.election.clone(),
             formation: config.formation.clone(),
-            microk8s,
+            microk8s: microk8s.clone(),
         },
-        snapshot.clone(),
         mesh.clone(),
         events.clone(),
         shutdown.clone(),
         &tracker,
-    )
-    .map_err(DaemonError::Workflow)?;
+    )?;
 
     let agent = AgentService {
-        snapshot: snapshot_rx,
+        sources: Sources {
+            mesh: mesh.view(),
+            formation: workflow.status(),
+            resources: resources.subscribe(),
+        },
         events: events.clone(),
         leave: leave.clone(),
         workflow: workflow.clone(),
@@ -202,7 +199,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
         started,
         cluster: config.cluster.clone(),
         listen: listen.clone(),
-        microk8s: config.microk8s.clone(),
+        microk8s,
     };
     let peer = PeerService::new(
         identity.node_id.clone(),
@@ -210,29 +207,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
         mesh.clone(),
         workflow.clone(),
     );
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<pb::agent_server::AgentServer<AgentService>>()
-        .await;
-    health
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(muster_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| DaemonError::Reflection(e.to_string()))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(muster_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(|e| DaemonError::Reflection(e.to_string()))?;
-    let router = Server::builder()
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(pb::agent_server::AgentServer::new(agent))
-        .add_service(pb::peer_server::PeerServer::new(peer));
+    let (router, health) = crate::api::router::router(agent, peer).await?;
 
     let stop = shutdown.clone();
     let tcp_router = router.clone();
@@ -257,7 +232,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
             log::error!("socket API server failed: {e}");
         }
     });
-    tracker.spawn(refresh_resources(snapshot.clone(), shutdown.clone()));
+    tracker.spawn(refresh_resources(resources, shutdown.clone()));
     if let Some(interval) = notify::watchdog_interval() {
         tracker.spawn(notify::run_watchdog(interval, shutdown.clone()));
     }
@@ -279,9 +254,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), DaemonError> {
             humantime::format_duration(config.shutdown_timeout)
         ),
     );
-    health
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
-        .await;
+    crate::api::router::not_serving(&health).await;
     shutdown.cancel();
     // Withdraw the mDNS record first; the mesh meanwhile gossips `left` and stops by itself.
     tokio::task::spawn_blocking(move || discovery.shutdown());
@@ -405,7 +378,10 @@ fn local_meta(identity: &Identity, addr: SocketAddr, resources: &NodeResources) 
     let mut fields = BTreeMap::new();
     if !resources.gpus.is_empty() {
         let models: Vec<&str> = resources.gpus.iter().map(|g| g.model.as_str()).collect();
-        fields.insert(mesh::codec::GPU_MODELS_FIELD.to_owned(), models.join(","));
+        fields.insert(
+            muster_core::membership::fields::GPU_MODELS.to_owned(),
+            models.join(","),
+        );
     }
     NodeMeta {
         id: identity.node_id.clone(),
@@ -420,20 +396,6 @@ fn local_meta(identity: &Identity, addr: SocketAddr, resources: &NodeResources) 
         },
         fields,
         meta_version: 0,
-    }
-}
-
-fn initial_snapshot(resources: &NodeResources) -> Snapshot {
-    Snapshot {
-        members: Vec::new(),
-        role: "unclustered".to_owned(),
-        cluster_state: pb::ClusterState {
-            microk8s: "unknown".to_owned(),
-            ..Default::default()
-        },
-        warnings: Vec::new(),
-        worker_spec: None,
-        local_resources: Some(resources.to_proto()),
     }
 }
 
@@ -465,8 +427,9 @@ async fn forward_discoveries(
     }
 }
 
-/// Measures resources again now and then, so members see current available memory.
-async fn refresh_resources(tx: Arc<watch::Sender<Snapshot>>, stop: CancellationToken) {
+/// Measures resources again now and then, so members see current available memory. This
+/// task is the only writer of the resources channel.
+async fn refresh_resources(tx: watch::Sender<NodeResources>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(RESOURCE_REFRESH);
     tick.tick().await;
     loop {
@@ -477,6 +440,6 @@ async fn refresh_resources(tx: Arc<watch::Sender<Snapshot>>, stop: CancellationT
         let Ok(resources) = tokio::task::spawn_blocking(NodeResources::probe).await else {
             continue;
         };
-        tx.send_modify(|snap| snap.local_resources = Some(resources.to_proto()));
+        tx.send_replace(resources);
     }
 }

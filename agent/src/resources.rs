@@ -6,7 +6,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use muster_proto::v1 as pb;
 use serde::Serialize;
 
 /// One GPU.
@@ -46,24 +45,6 @@ impl NodeResources {
             memory_total_bytes: sys.total_memory(),
             memory_available_bytes: sys.available_memory(),
             gpus: probe_gpus(),
-        }
-    }
-
-    /// The protobuf form.
-    pub fn to_proto(&self) -> pb::Resources {
-        pb::Resources {
-            cpus: self.cpus,
-            memory_total_bytes: self.memory_total_bytes,
-            memory_available_bytes: self.memory_available_bytes,
-            gpus: self
-                .gpus
-                .iter()
-                .map(|g| pb::Gpu {
-                    vendor: g.vendor.clone(),
-                    model: g.model.clone(),
-                    memory_bytes: g.memory_bytes,
-                })
-                .collect(),
         }
     }
 }

@@ -5,7 +5,8 @@
 pub mod client;
 pub mod peer;
 pub mod render;
+pub mod router;
 pub mod server;
 pub mod snapshot;
 
-pub use snapshot::Snapshot;
+pub use snapshot::{Snapshot, Sources};

@@ -1,29 +1,30 @@
-//! The user-facing `Agent` service. Handlers read the latest [`Snapshot`] and send requests to
-//! the tasks that own the state; they hold no lock across an await.
+//! The user-facing `Agent` service. Handlers read the latest [`Snapshot`](super::Snapshot)
+//! assembled from the [`Sources`] and send requests to the tasks that own the state; they hold
+//! no lock across an await.
 
-use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::Level;
 use muster_proto::v1 as pb;
-use tokio::sync::watch;
 use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::Snapshot;
+use super::Sources;
 use crate::events::EventBus;
 use crate::journal::{Event, Field};
+use crate::microk8s::{Microk8s, Microk8sError};
 
 /// How long `microk8s config` may take before the Kubeconfig call gives up.
 const KUBECONFIG_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Everything the handlers need: snapshots to read and tokens to signal.
-#[derive(Clone, Debug)]
+/// Everything the handlers need: state to read, tasks to ask and tokens to signal.
+#[derive(Clone)]
 pub struct AgentService {
-    /// Latest picture of the agent.
-    pub snapshot: watch::Receiver<Snapshot>,
+    /// Where the agent's state is read.
+    pub sources: Sources,
     /// Event bus for WatchEvents and for logging requests.
     pub events: EventBus,
     /// Fired by Leave; the daemon then leaves and stops.
@@ -38,8 +39,17 @@ pub struct AgentService {
     pub cluster: String,
     /// Listening addresses, for Status.
     pub listen: Vec<String>,
-    /// The microk8s executable.
-    pub microk8s: PathBuf,
+    /// The microk8s adapter (for `microk8s config`).
+    pub microk8s: Arc<dyn Microk8s>,
+}
+
+impl std::fmt::Debug for AgentService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentService")
+            .field("cluster", &self.cluster)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
@@ -50,7 +60,7 @@ impl pb::agent_server::Agent for AgentService {
         &self,
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let snap = self.snapshot.borrow().clone();
+        let snap = self.sources.snapshot();
         let alive = snap
             .members
             .iter()
@@ -73,7 +83,7 @@ impl pb::agent_server::Agent for AgentService {
         &self,
         _: Request<pb::MembersRequest>,
     ) -> Result<Response<pb::MembersResponse>, Status> {
-        let members = self.snapshot.borrow().members_for_api();
+        let members = self.sources.snapshot().members;
         Ok(Response::new(pb::MembersResponse { members }))
     }
 
@@ -81,12 +91,9 @@ impl pb::agent_server::Agent for AgentService {
         &self,
         _: Request<pb::WorkerSpecRequest>,
     ) -> Result<Response<pb::WorkerSpecResponse>, Status> {
-        match self.snapshot.borrow().worker_spec.clone() {
-            Some(yaml) => Ok(Response::new(pb::WorkerSpecResponse { yaml })),
-            None => Err(Status::unavailable(
-                "no worker spec yet: it is written once this node has sized the cluster's workers",
-            )),
-        }
+        Err(Status::unavailable(
+            "no worker spec yet: it is written once this node has sized the cluster's workers",
+        ))
     }
 
     async fn kubeconfig(
@@ -100,8 +107,19 @@ impl pb::agent_server::Agent for AgentService {
                 "the kubeconfig is served on the agent's local socket only",
             ));
         }
-        let kubeconfig = run_microk8s_config(&self.microk8s).await?;
-        Ok(Response::new(pb::KubeconfigResponse { kubeconfig }))
+        match tokio::time::timeout(KUBECONFIG_TIMEOUT, self.microk8s.kubeconfig()).await {
+            Ok(Ok(kubeconfig)) => Ok(Response::new(pb::KubeconfigResponse {
+                kubeconfig: kubeconfig.expose().to_owned(),
+            })),
+            Ok(Err(e @ Microk8sError::Timeout { .. })) => {
+                Err(Status::deadline_exceeded(e.to_string()))
+            }
+            Ok(Err(e)) => Err(Status::failed_precondition(e.to_string())),
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "`microk8s config` did not finish within {}s",
+                KUBECONFIG_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     async fn leave(
@@ -133,12 +151,7 @@ impl pb::agent_server::Agent for AgentService {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         // The first message confirms the subscription, so a client knows from when on it
         // sees every event.
-        let node = self
-            .snapshot
-            .borrow()
-            .local()
-            .map(|m| m.name)
-            .unwrap_or_default();
+        let node = self.sources.mesh.borrow().view.local.meta.name.clone();
         let _ = tx
             .send(Ok(pb::Event {
                 unix_ms: std::time::SystemTime::now()
@@ -175,45 +188,4 @@ impl pb::agent_server::Agent for AgentService {
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
         Ok(Response::new(Box::pin(stream)))
     }
-}
-
-/// `microk8s config`, bounded in time, with its failure turned into a clear status.
-async fn run_microk8s_config(microk8s: &std::path::Path) -> Result<String, Status> {
-    let mut cmd = tokio::process::Command::new(microk8s);
-    cmd.arg("config")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let out = match tokio::time::timeout(KUBECONFIG_TIMEOUT, cmd.output()).await {
-        Err(_) => {
-            return Err(Status::deadline_exceeded(format!(
-                "`{} config` did not finish within {}s",
-                microk8s.display(),
-                KUBECONFIG_TIMEOUT.as_secs()
-            )));
-        }
-        Ok(Err(e)) => {
-            return Err(Status::failed_precondition(format!(
-                "cannot run {}: {e} (is microk8s installed? see `microk8s` in the config)",
-                microk8s.display()
-            )));
-        }
-        Ok(Ok(out)) => out,
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() || !stdout.contains("apiVersion") {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let excerpt: String = format!("{} {}", stdout.trim(), stderr.trim())
-            .chars()
-            .take(300)
-            .collect();
-        return Err(Status::failed_precondition(format!(
-            "`{} config` gave no kubeconfig (exit {}): {}",
-            microk8s.display(),
-            out.status
-                .code()
-                .map_or("signal".to_owned(), |c| c.to_string()),
-            excerpt.trim()
-        )));
-    }
-    Ok(stdout)
 }

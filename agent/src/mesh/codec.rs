@@ -7,11 +7,8 @@ use std::sync::Arc;
 
 use muster_proto::v1 as pb;
 
+use muster_core::membership::fields::GPU_MODELS;
 use muster_core::membership::{Digest, Message, NodeMeta, Payload, Resources, Status, Update};
-
-/// Field of [`NodeMeta::fields`] that carries the GPU models, comma-separated, since the
-/// core's resources count GPUs only.
-pub const GPU_MODELS_FIELD: &str = "gpu_models";
 
 /// Why an envelope from the network could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -85,7 +82,7 @@ pub fn meta_from_pb(m: pb::PeerMeta) -> NodeMeta {
     let r = m.resources.unwrap_or_default();
     let fields: BTreeMap<String, String> = m.fields.into_iter().collect();
     let gpus = fields
-        .get(GPU_MODELS_FIELD)
+        .get(GPU_MODELS)
         .map(|v| v.split(',').filter(|s| !s.is_empty()).count() as u32)
         .unwrap_or(r.gpus.len() as u32);
     NodeMeta {
@@ -308,7 +305,7 @@ mod tests {
                 memory_bytes: 16 << 30,
                 gpus: 1,
             },
-            fields: [(GPU_MODELS_FIELD.to_owned(), "Tesla T4".to_owned())].into(),
+            fields: [(GPU_MODELS.to_owned(), "Tesla T4".to_owned())].into(),
             meta_version: 7,
         })
     }

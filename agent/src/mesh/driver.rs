@@ -1,31 +1,80 @@
 //! The mesh driver: one task that owns the [`Membership`] state machine and carries out its
 //! outputs. It feeds the core with messages from the `Peer` service, answers arriving on its
 //! own streams, mDNS discoveries and timer ticks, sends the core's messages through the
-//! [`Transport`], logs member changes to the journal and publishes the member list for the API.
+//! [`Transport`], logs member changes to the journal and publishes the membership view.
 //!
-//! The core's time is `Instant::now() - start`; its randomness is seeded here, once.
+//! The view goes out as a [`MeshView`] of domain values (the core's [`Member`]s with their
+//! status and the time of their last change) on a `watch` channel this driver alone writes;
+//! the workflow and the API subscribe ([`MeshHandle::view`]). Protobuf appears here only at
+//! the wire, through the codec.
+//!
+//! The core's time is `tokio::time::Instant::now() - start` (tokio's clock, so tests can
+//! pause it); its randomness is seeded here, once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::Level;
 use muster_proto::v1 as pb;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::codec;
 use super::routes::Routes;
 use super::transport::{SendError, SendOutcome, Transport, TransportEvent};
-use crate::api::Snapshot;
 use crate::discovery::DiscoveryEvent;
 use crate::events::EventBus;
 use crate::journal::{Event, Field};
 use muster_core::membership::{
     EventKind, Input, LocalPhase, Member, MemberEvent, Membership, MembershipConfig, NodeMeta,
-    Output, Status,
+    Output, Status, View,
 };
+
+/// The membership view as the mesh last published it: every member with its status and the
+/// core time of its last change, and the instant that core time counts from.
+#[derive(Clone, Debug)]
+pub struct MeshView {
+    /// This node and every other known member (sorted by id).
+    pub view: View,
+    /// The instant the core's time counts from: a member's `since` happened at
+    /// `epoch + since`.
+    pub epoch: Instant,
+}
+
+impl MeshView {
+    /// An empty view (before the mesh publishes its first one).
+    pub fn empty(local: Member) -> Self {
+        MeshView {
+            view: View {
+                local,
+                members: Vec::new(),
+            },
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Every member, this node first.
+    pub fn all(&self) -> impl Iterator<Item = &Member> {
+        std::iter::once(&self.view.local).chain(self.view.members.iter())
+    }
+
+    /// The member with this id, this node included.
+    pub fn get(&self, id: &str) -> Option<&Member> {
+        self.all().find(|m| m.id() == id)
+    }
+
+    /// Whether `m` is this node.
+    pub fn is_local(&self, m: &Member) -> bool {
+        m.id() == self.view.local.id()
+    }
+
+    /// When `m`'s current status began.
+    pub fn since(&self, m: &Member) -> Instant {
+        self.epoch + m.since
+    }
+}
 
 /// How often one sender's rejected messages may reach the journal.
 const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -72,9 +121,15 @@ pub struct MeshHandle {
     cluster: String,
     stopped: CancellationToken,
     routes: Routes,
+    view: watch::Receiver<MeshView>,
 }
 
 impl MeshHandle {
+    /// The membership view, updated by the mesh driver (its only writer) on every change.
+    pub fn view(&self) -> watch::Receiver<MeshView> {
+        self.view.clone()
+    }
+
     /// Hands an envelope from a peer to the core and returns its immediate answers.
     pub async fn deliver(&self, envelope: pb::Envelope) -> Result<Vec<pb::Envelope>, DeliverError> {
         if envelope.cluster != self.cluster {
@@ -123,15 +178,52 @@ impl MeshHandle {
 pub(crate) fn test_handle(
     cluster: &str,
 ) -> (MeshHandle, mpsc::Receiver<Command>, CancellationToken) {
+    let (handle, rx, stopped, _) = test_handle_with_view(cluster, test_member("local"));
+    (handle, rx, stopped)
+}
+
+/// Like [`test_handle`], with the view's writer, so that the test plays the mesh's view too.
+#[cfg(test)]
+pub(crate) fn test_handle_with_view(
+    cluster: &str,
+    local: Member,
+) -> (
+    MeshHandle,
+    mpsc::Receiver<Command>,
+    CancellationToken,
+    watch::Sender<MeshView>,
+) {
     let (tx, rx) = mpsc::channel(16);
     let stopped = CancellationToken::new();
+    let (view_tx, view) = watch::channel(MeshView::empty(local));
     let handle = MeshHandle {
         tx,
         cluster: cluster.to_owned(),
         stopped: stopped.clone(),
         routes: Routes::default(),
+        view,
     };
-    (handle, rx, stopped)
+    (handle, rx, stopped, view_tx)
+}
+
+/// An alive member named and identified `id`, for tests.
+#[cfg(test)]
+pub(crate) fn test_member(id: &str) -> Member {
+    Member {
+        meta: std::sync::Arc::new(NodeMeta {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            addr: "127.0.0.1:7440".to_owned(),
+            addresses: vec!["127.0.0.1".to_owned()],
+            version: "test".to_owned(),
+            resources: Default::default(),
+            fields: BTreeMap::new(),
+            meta_version: 0,
+        }),
+        incarnation: 1,
+        status: Status::Alive,
+        since: Duration::ZERO,
+    }
 }
 
 /// Everything the driver needs to start.
@@ -149,7 +241,6 @@ pub struct MeshSetup {
 /// is out (bounded by the membership config's `leave_timeout`).
 pub fn spawn(
     setup: MeshSetup,
-    snapshot: Arc<watch::Sender<Snapshot>>,
     events: EventBus,
     stop: CancellationToken,
     tracker: &TaskTracker,
@@ -168,11 +259,16 @@ pub fn spawn(
     let (events_tx, transport_rx) = mpsc::channel(1024);
     let stopped = CancellationToken::new();
     let routes = Routes::default();
+    let view = watch::Sender::new(MeshView {
+        view: core.view(),
+        epoch: start,
+    });
     let handle = MeshHandle {
         tx,
         cluster: setup.cluster.clone(),
         stopped: stopped.clone(),
         routes: routes.clone(),
+        view: view.subscribe(),
     };
     let local_id = core.local().id().to_owned();
     let send_timeout = probe_timeout.max(Duration::from_millis(100)) * 3;
@@ -184,7 +280,7 @@ pub fn spawn(
         transport_rx,
         transport: Transport::new(local_id, routes, events_tx, send_timeout, tracker.clone()),
         stopped,
-        snapshot,
+        view,
         events,
         rejected_logged: HashMap::new(),
     };
@@ -210,7 +306,8 @@ struct Driver {
     transport: Transport,
     /// Cancelled when the driver returns, so that served streams end with it.
     stopped: CancellationToken,
-    snapshot: Arc<watch::Sender<Snapshot>>,
+    /// The published view; this driver is its only writer.
+    view: watch::Sender<MeshView>,
     events: EventBus,
     rejected_logged: HashMap<String, Instant>,
 }
@@ -227,7 +324,7 @@ impl Driver {
             let deadline = self.core.next_deadline();
             let sleep = async {
                 match deadline {
-                    Some(d) => tokio::time::sleep_until((self.start + d).into()).await,
+                    Some(d) => tokio::time::sleep_until(self.start + d).await,
                     None => std::future::pending().await,
                 }
             };
@@ -438,13 +535,13 @@ impl Driver {
         );
     }
 
-    /// Writes the member list into the API snapshot.
+    /// Publishes the core's view.
     fn publish(&self) {
         let view = self.core.view();
-        let members: Vec<pb::Member> = std::iter::once(member_to_pb(&view.local, true))
-            .chain(view.members.iter().map(|m| member_to_pb(m, false)))
-            .collect();
-        self.snapshot.send_modify(|s| s.members = members);
+        self.view.send_replace(MeshView {
+            view,
+            epoch: self.start,
+        });
     }
 }
 
@@ -454,41 +551,5 @@ fn status_word(s: Status) -> &'static str {
         Status::Suspect => "suspect",
         Status::Dead => "dead",
         Status::Left => "left",
-    }
-}
-
-/// A member as the API shows it.
-pub fn member_to_pb(m: &Member, local: bool) -> pb::Member {
-    let meta = codec::meta_to_pb(&m.meta);
-    let mut resources = meta.resources.unwrap_or_default();
-    if let Some(models) = m.meta.fields.get(codec::GPU_MODELS_FIELD) {
-        resources.gpus = models
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(|model| pb::Gpu {
-                vendor: "nvidia".to_owned(),
-                model: model.to_owned(),
-                memory_bytes: 0,
-            })
-            .collect();
-    }
-    pb::Member {
-        id: meta.id,
-        name: meta.name,
-        addr: meta.addr,
-        status: match m.status {
-            Status::Alive => pb::MemberStatus::Alive,
-            Status::Suspect => pb::MemberStatus::Suspect,
-            Status::Dead => pb::MemberStatus::Dead,
-            Status::Left => pb::MemberStatus::Left,
-        } as i32,
-        incarnation: m.incarnation,
-        version: meta.version,
-        resources: Some(resources),
-        role: m.meta.fields.get("role").cloned().unwrap_or_default(),
-        fields: meta.fields,
-        addresses: meta.addresses,
-        local,
-        meta_version: meta.meta_version,
     }
 }

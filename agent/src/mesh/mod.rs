@@ -9,4 +9,4 @@ pub mod routes;
 pub mod serve;
 pub mod transport;
 
-pub use driver::{DeliverError, MeshHandle, MeshSetup, spawn};
+pub use driver::{DeliverError, MeshHandle, MeshSetup, MeshView, spawn};

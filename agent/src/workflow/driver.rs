@@ -1,69 +1,39 @@
-//! The workflow task: see the module doc of [`crate::workflow`].
+//! The workflow task: one `select!` over the mesh's view, the inbox, a timer and cancellation;
+//! every input goes to the core it concerns, every output of a core becomes one effect, one
+//! reply or one journal event. What the cores decide is theirs; this file only routes.
+//!
+//! State kept here is what the cores cannot keep: the reply channels of callers waiting for a
+//! vote or a join answer, the latest view and facts, the probe schedule of the facts (an
+//! explicit [`Probe`] state), and what was last published (fields, status).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::Level;
-use muster_proto::v1 as pb;
-use pb::peer_client::PeerClient;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::transport::{Channel, Endpoint};
 
-use super::facts::{self, LocalFacts, Mk8sState, keys};
-use super::rpc;
-use crate::api::Snapshot;
+use super::effects::{Done, Effects, Joiner};
+use super::facts::{self, LocalFacts, Mk8sState};
+use super::handle::{Inbox, Request, WorkflowHandle};
+use super::rpc::{JoinAnswer, JoinAsk, PeerClients, Peers, role_word};
+use super::status::{ClusterView, FormationStatus};
+use super::vote;
 use crate::events::EventBus;
 use crate::journal::{Event, Field};
-use crate::mesh::MeshHandle;
-use crate::microk8s::{Expected, JoinToken, JoinUrl, Microk8s, Role as M8sRole, Status, TokenTtl};
-use muster_core::election::{self, Election, ElectionConfig, HardState, MemberView};
+use crate::mesh::{MeshHandle, MeshView};
+use crate::microk8s::Microk8s;
+use muster_core::election::{self, Election, ElectionConfig, MemberView, NodeId, Term};
 use muster_core::formation::{
-    self, FollowerJoin, FollowerView, FormationConfig, JoinCoordinator, JoinRequest, JoinRole,
+    self, EntryInput, EntryOutput, FollowerInput, FollowerJoin, FollowerOutput, FollowerView,
+    FormationConfig, JoinCoordinator, Phase, Ticket,
 };
-
-/// Longest wait for `microk8s status --wait-ready` in one attempt.
-const WAIT_READY: Duration = Duration::from_secs(120);
-/// Timeout of one RPC to a peer.
-const RPC_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the entry point probes its facts while a join is in flight (before the follower
-/// reports; see [`VERIFY_POLL`] after).
-const FAST_POLL: Duration = Duration::from_millis(200);
-/// First interval of the entry point's facts probes once a follower reported its join; it
-/// doubles up to [`FAST_POLL`], so a node that needs seconds to turn Ready costs few probes.
-const VERIFY_POLL: Duration = Duration::from_millis(20);
-
-/// The verification poll interval after `pause`: doubled, up to [`FAST_POLL`].
-fn next_verify_poll(pause: Duration) -> Duration {
-    (pause * 2).min(FAST_POLL)
-}
-
-/// A "queued, ask again after `retry_after`" answer to a join request.
-fn wait_reply(retry_after: Duration, cluster: &str) -> pb::JoinResponseMsg {
-    rpc::response_to_pb(
-        &formation::JoinResponse::Wait {
-            position: 0,
-            retry_after,
-            reason: formation::WaitReason::Queued,
-        },
-        cluster,
-    )
-}
-/// How long the entry point holds a join request it cannot grant yet (a long poll): the
-/// follower hears of its grant the moment it exists instead of at its next question. Well
-/// below [`RPC_TIMEOUT`], so the follower's call never times out.
-const JOIN_HOLD: Duration = Duration::from_secs(2);
-
-/// A join request the entry point holds until it can grant it or [`JOIN_HOLD`] passes.
-struct HeldJoin {
-    req: JoinRequest,
-    reply: oneshot::Sender<pb::JoinResponseMsg>,
-    until: Duration,
-}
+use muster_core::membership::{Member, fields};
 
 /// What the workflow needs to start.
 pub struct WorkflowSetup {
@@ -87,266 +57,143 @@ pub struct WorkflowSetup {
     pub microk8s: Arc<dyn Microk8s>,
 }
 
-enum Command {
-    Claim {
-        from: String,
-        claim: election::Claim,
-        reply: oneshot::Sender<pb::ClaimResponse>,
-    },
-    JoinRequest {
-        req: JoinRequest,
-        reply: oneshot::Sender<pb::JoinResponseMsg>,
-    },
-    Report {
-        from: String,
-        ok: bool,
-        detail: String,
-    },
-    Removal {
-        name: String,
-    },
-    Leave {
-        reply: oneshot::Sender<String>,
-    },
-    Facts(Box<LocalFacts>),
-    ClaimAnswer {
-        from: String,
-        reply: Option<election::ClaimReply>,
-    },
-    AddNode {
-        follower: String,
-        result: Result<Vec<String>, String>,
-    },
-    Removed {
-        name: String,
-        ok: bool,
-        detail: String,
-    },
-    Ready {
-        ok: bool,
-        detail: String,
-    },
-    JoinAnswer {
-        from: String,
-        result: Result<(formation::JoinResponse, Option<String>), String>,
-    },
-    JoinDone {
-        ok: bool,
-        detail: String,
-        took: Duration,
-    },
-    Verified {
-        ok: bool,
-        detail: String,
-    },
-    LeftOther {
-        ok: bool,
-        detail: String,
-    },
+/// Why the workflow could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The election settings are invalid.
+    #[error(transparent)]
+    Election(#[from] election::ElectionConfigError),
+    /// The formation settings are invalid.
+    #[error(transparent)]
+    Formation(#[from] formation::FormationConfigError),
 }
 
-/// A cheap handle for the API and the `Peer` service.
-#[derive(Clone)]
-pub struct WorkflowHandle {
-    tx: mpsc::Sender<Command>,
-    cluster: String,
-}
-
-impl std::fmt::Debug for WorkflowHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkflowHandle")
-            .field("cluster", &self.cluster)
-            .finish()
-    }
-}
-
-fn check_cluster(ours: &str, theirs: &str) -> Result<(), tonic::Status> {
-    if ours == theirs {
-        Ok(())
-    } else {
-        Err(tonic::Status::permission_denied(format!(
-            "this agent belongs to cluster {ours:?}, not {theirs:?}"
-        )))
-    }
-}
-
-impl WorkflowHandle {
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, tonic::Status> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(make(tx))
-            .await
-            .map_err(|_| tonic::Status::unavailable("the cluster workflow is not running"))?;
-        tokio::time::timeout(RPC_TIMEOUT, rx)
-            .await
-            .map_err(|_| tonic::Status::unavailable("the cluster workflow did not answer in time"))?
-            .map_err(|_| tonic::Status::unavailable("the cluster workflow stopped"))
-    }
-
-    /// An entry-point claim from a peer.
-    pub async fn claim(&self, req: pb::ClaimRequest) -> Result<pb::ClaimResponse, tonic::Status> {
-        check_cluster(&self.cluster, &req.cluster)?;
-        let claim = rpc::claim_from_pb(&req);
-        self.ask(|reply| Command::Claim {
-            from: req.from,
-            claim,
-            reply,
-        })
-        .await
-    }
-
-    /// A join request from a follower; `seen_from` is the address the request came from.
-    pub async fn request_join(
-        &self,
-        req: pb::JoinRequestMsg,
-        seen_from: Option<IpAddr>,
-        met_on: Option<IpAddr>,
-    ) -> Result<pb::JoinResponseMsg, tonic::Status> {
-        check_cluster(&self.cluster, &req.cluster)?;
-        let addr = seen_from
-            .or_else(|| req.addr.parse::<SocketAddr>().ok().map(|a| a.ip()))
-            .or_else(|| req.addr.parse::<IpAddr>().ok())
-            .ok_or_else(|| {
-                tonic::Status::invalid_argument(format!("bad follower address {:?}", req.addr))
-            })?;
-        let request = JoinRequest {
-            follower: req.from,
-            name: req.name,
-            addr,
-            met_on,
-            preference: rpc::preference_from(&req.preference),
-            version: Some(req.version).filter(|v| !v.is_empty()),
-        };
-        self.ask(|reply| Command::JoinRequest {
-            req: request,
-            reply,
-        })
-        .await
-    }
-
-    /// A follower's report.
-    pub async fn report(&self, req: pb::JoinReportMsg) -> Result<(), tonic::Status> {
-        check_cluster(&self.cluster, &req.cluster)?;
-        self.tx
-            .send(Command::Report {
-                from: req.from,
-                ok: req.ok,
-                detail: req.detail,
-            })
-            .await
-            .map_err(|_| tonic::Status::unavailable("the cluster workflow is not running"))
-    }
-
-    /// A node asks to be removed after its `microk8s leave`.
-    pub async fn removal(&self, req: pb::RemovalRequest) -> Result<String, tonic::Status> {
-        check_cluster(&self.cluster, &req.cluster)?;
-        let name = req.name.clone();
-        self.tx
-            .send(Command::Removal { name: req.name })
-            .await
-            .map_err(|_| tonic::Status::unavailable("the cluster workflow is not running"))?;
-        Ok(format!("removal of {name} queued"))
-    }
-
-    /// `muster leave`: leaves the microk8s cluster (`microk8s leave`, then `remove-node` on the
-    /// entry point); returns what was done.
-    pub async fn leave(&self) -> String {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Command::Leave { reply: tx }).await.is_err() {
-            return "the cluster workflow is not running".to_owned();
-        }
-        rx.await
-            .unwrap_or_else(|_| "the cluster workflow stopped".to_owned())
-    }
-}
-
-/// Starts the workflow task.
+/// Starts the workflow task with the real gRPC peers. Its randomness (claim jitter, join
+/// tokens, retry jitter) is seeded from the operating system: tokens are secrets.
 pub fn spawn(
     setup: WorkflowSetup,
-    snapshot: Arc<watch::Sender<Snapshot>>,
     mesh: MeshHandle,
     events: EventBus,
     stop: CancellationToken,
     tracker: &TaskTracker,
-) -> Result<WorkflowHandle, String> {
-    let seed = rand::random::<u64>();
-    let hard = load_hard_state(&setup.data_dir);
+) -> Result<WorkflowHandle, StartError> {
+    let peers = PeerClients::new(setup.cluster.clone(), setup.node_id.clone());
+    spawn_with(
+        setup,
+        Box::new(peers),
+        rand::random(),
+        mesh,
+        events,
+        stop,
+        tracker,
+    )
+}
+
+/// Starts the workflow task with `peers` as its way to other agents and `seed` for its cores.
+pub(crate) fn spawn_with(
+    setup: WorkflowSetup,
+    peers: Box<dyn Peers>,
+    seed: u64,
+    mesh: MeshHandle,
+    events: EventBus,
+    stop: CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<WorkflowHandle, StartError> {
     let election = Election::new(
         setup.node_id.clone(),
         setup.election.clone(),
         seed,
         Duration::ZERO,
-    )
-    .map_err(|e| e.to_string())?
-    .with_hard_state(hard);
+    )?
+    .with_hard_state(vote::load(&setup.data_dir));
     let coordinator = JoinCoordinator::new(
         setup.node_name.clone(),
         setup.formation.clone(),
         seed ^ 1,
         Duration::ZERO,
-    )
-    .map_err(|e| e.to_string())?;
-    let follower = FollowerJoin::new(setup.formation.clone(), seed ^ 2, Duration::ZERO)
-        .map_err(|e| e.to_string())?;
+    )?;
+    let follower = FollowerJoin::new(setup.formation.clone(), seed ^ 2, Duration::ZERO)?;
     let (tx, rx) = mpsc::channel(256);
-    let handle = WorkflowHandle {
-        tx: tx.clone(),
-        cluster: setup.cluster.clone(),
-    };
-    let remembered = std::fs::read_to_string(setup.data_dir.join("cluster-id"))
+    let status = watch::Sender::new(FormationStatus::default());
+    let handle = WorkflowHandle::new(tx.clone(), status.subscribe());
+    let remembered = std::fs::read_to_string(setup.data_dir.join(CLUSTER_ID_FILE))
         .ok()
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty());
+    let view_rx = mesh.view();
+    let view = view_rx.borrow().clone();
+    let effects = Effects::new(
+        setup.microk8s.clone(),
+        peers,
+        tx,
+        tracker.clone(),
+        view_rx.clone(),
+    );
     let wf = Workflow {
-        snapshot_rx: snapshot.subscribe(),
         setup,
         election,
         coordinator,
         follower,
         start: Instant::now(),
         rx,
-        tx,
-        snapshot,
-        mesh,
-        events,
-        tracker: tracker.clone(),
-        clients: HashMap::new(),
-        members: Vec::new(),
+        view_rx,
+        view,
         views: Vec::new(),
-        deaths: facts::DeathClock::default(),
+        mesh,
+        status,
+        events,
+        effects,
         facts: LocalFacts::unknown(),
-        probing: false,
-        next_probe: Duration::ZERO,
+        probe: Probe::Idle {
+            next: Duration::ZERO,
+        },
         remembered,
         granted_cluster: None,
-        pending_claims: HashMap::new(),
-        announce: (None, None),
-        conflict: None,
-        refusals: Vec::new(),
-        blocked: None,
-        phase: formation::Phase::Idle,
+        votes: HashMap::new(),
+        answers: HashMap::new(),
+        next_ticket: 0,
+        announce: Announce::default(),
+        notices: Notices::default(),
+        phase: Phase::Idle,
         published: BTreeMap::new(),
         has_route: !crate::netinfo::default_route().is_empty(),
-        serving: false,
-        verify_poll: None,
-        held: HashMap::new(),
-        probe_again: false,
     };
     tracker.spawn(wf.run(stop));
     Ok(handle)
 }
 
-fn load_hard_state(dir: &std::path::Path) -> HardState {
-    let text = std::fs::read_to_string(dir.join("election-vote")).unwrap_or_default();
-    let mut words = text.split_whitespace();
-    let voted_term = words.next().and_then(|t| t.parse().ok()).unwrap_or(0);
-    HardState {
-        voted_term,
-        voted_for: words.next().map(str::to_owned),
-    }
+/// Where a worker keeps the id of the cluster it joined (it cannot read the credentials).
+const CLUSTER_ID_FILE: &str = "cluster-id";
+
+/// The probe of this node's microk8s facts: every `poll_interval`, and at once when a core
+/// asks for fresh facts; never two at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probe {
+    /// The next periodic probe is due at `next`.
+    Idle { next: Duration },
+    /// A probe runs; `again`: a core asked for fresh facts meanwhile (the running probe's
+    /// answer may predate the reason), so probe again as soon as it returns.
+    Running { again: bool },
+}
+
+/// What this node announces about the election in its gossiped fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Announce {
+    /// The confirmed entry term, while this node is the entry point.
+    entry_term: Option<Term>,
+    /// The highest entry point this node followed.
+    followed: Option<(NodeId, Term)>,
+}
+
+/// Problems to show in status, as the cores last reported them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Notices {
+    /// Two clusters among the members.
+    conflict: Option<String>,
+    /// Why this node refuses to join.
+    refusals: Vec<String>,
+    /// What blocks joins on the entry point.
+    blocked: Option<String>,
 }
 
 struct Workflow {
@@ -355,51 +202,701 @@ struct Workflow {
     coordinator: JoinCoordinator,
     follower: FollowerJoin,
     start: Instant,
-    rx: mpsc::Receiver<Command>,
-    tx: mpsc::Sender<Command>,
-    snapshot_rx: watch::Receiver<Snapshot>,
-    snapshot: Arc<watch::Sender<Snapshot>>,
-    mesh: MeshHandle,
-    events: EventBus,
-    tracker: TaskTracker,
-    clients: HashMap<String, PeerClient<Channel>>,
-    members: Vec<pb::Member>,
+    rx: mpsc::Receiver<Inbox>,
+    view_rx: watch::Receiver<MeshView>,
+    /// The mesh's latest view, and each member as the election sees it.
+    view: MeshView,
     views: Vec<MemberView>,
-    deaths: facts::DeathClock,
+    mesh: MeshHandle,
+    /// The published status; this task is its only writer.
+    status: watch::Sender<FormationStatus>,
+    events: EventBus,
+    effects: Effects,
     facts: LocalFacts,
-    probing: bool,
-    next_probe: Duration,
+    probe: Probe,
+    /// The cluster id a worker remembers (from the file, then from its grants).
     remembered: Option<String>,
+    /// The cluster id of the last grant, stored once the join is verified.
     granted_cluster: Option<String>,
-    pending_claims: HashMap<String, oneshot::Sender<pb::ClaimResponse>>,
-    announce: (Option<election::Term>, Option<(String, election::Term)>),
-    conflict: Option<String>,
-    refusals: Vec<String>,
-    blocked: Option<String>,
-    phase: formation::Phase,
+    /// Claimants waiting for this node's vote.
+    votes: HashMap<NodeId, oneshot::Sender<ClaimReplyMsg>>,
+    /// Followers waiting for a join answer, by the coordinator's ticket.
+    answers: HashMap<Ticket, oneshot::Sender<JoinAnswer>>,
+    next_ticket: Ticket,
+    announce: Announce,
+    notices: Notices,
+    /// The follower's phase, as last reported.
+    phase: Phase,
+    /// The fields last handed to the mesh.
     published: BTreeMap<String, String>,
     has_route: bool,
-    /// A join is in flight on this entry point: probe fast so that verification is prompt.
-    serving: bool,
-    /// The follower being served reported its join: the current interval of the
-    /// verification probes (used only while `serving`).
-    verify_poll: Option<Duration>,
-    /// Join requests held for their grant, by follower id.
-    held: HashMap<String, HeldJoin>,
-    /// Facts were asked for while a probe ran (its answer may predate the reason): probe
-    /// again as soon as it returns.
-    probe_again: bool,
 }
 
-/// The adapter's role for a planner's join role.
-fn m8s_role(r: JoinRole) -> M8sRole {
-    match r {
-        JoinRole::ControlPlane => M8sRole::ControlPlane,
-        JoinRole::Worker => M8sRole::Worker,
+type ClaimReplyMsg = election::ClaimReply;
+
+impl Workflow {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    async fn run(mut self, stop: CancellationToken) {
+        // Our own networks, for choosing the join URL a follower can reach.
+        let nets: Vec<(IpAddr, u8)> = if_addrs::get_if_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| match i.addr {
+                if_addrs::IfAddr::V4(a) => Some((IpAddr::V4(a.ip), a.prefixlen)),
+                _ => None,
+            })
+            .collect();
+        let now = self.now();
+        self.coordinator.handle(now, EntryInput::Networks(nets));
+        self.on_view();
+        self.process();
+        loop {
+            let now = self.now();
+            let deadline = [
+                self.election.next_deadline(),
+                self.coordinator.next_deadline(),
+                self.follower.next_deadline(),
+                match self.probe {
+                    Probe::Idle { next } => Some(next),
+                    Probe::Running { .. } => None,
+                },
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + Duration::from_secs(1));
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = self.view_rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    self.on_view();
+                }
+                input = self.rx.recv() => match input {
+                    Some(Inbox::Request(r)) => self.on_request(r),
+                    Some(Inbox::Done(d)) => self.on_done(d),
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(self.start + deadline) => {
+                    let now = self.now();
+                    self.election.handle(now, election::Input::Tick);
+                    self.coordinator.handle(now, EntryInput::Tick);
+                    self.follower.handle(now, FollowerInput::Tick);
+                }
+            }
+            self.process();
+        }
+    }
+
+    // ----- inputs -----
+
+    /// The mesh published a new view: every member as the election sees it.
+    fn on_view(&mut self) {
+        self.view = self.view_rx.borrow_and_update().clone();
+        let start = self.start;
+        self.views = self
+            .view
+            .all()
+            .map(|m| {
+                let since = self.view.since(m).saturating_duration_since(start);
+                facts::member_view(m, facts::liveness(m.status, since))
+            })
+            .collect();
+        let now = self.now();
+        self.election
+            .handle(now, election::Input::ViewChanged(self.views.clone()));
+    }
+
+    fn on_request(&mut self, request: Request) {
+        let now = self.now();
+        match request {
+            Request::Claim { from, claim, reply } => {
+                self.votes.insert(from.clone(), reply);
+                self.election
+                    .handle(now, election::Input::Claim { from, claim });
+            }
+            Request::Join { req, reply } => {
+                let ticket = self.next_ticket;
+                self.next_ticket += 1;
+                self.answers.insert(ticket, reply);
+                self.coordinator
+                    .handle(now, EntryInput::Request { ticket, req });
+            }
+            Request::Report { from, outcome } => self.coordinator.handle(
+                now,
+                EntryInput::Report {
+                    follower: from,
+                    outcome,
+                },
+            ),
+            Request::Removal { name } => self
+                .coordinator
+                .handle(now, EntryInput::LeaveRequested { name }),
+            Request::Leave { reply } => self.leave(reply),
+        }
+    }
+
+    fn on_done(&mut self, done: Done) {
+        let now = self.now();
+        match done {
+            Done::Facts(f) => self.on_facts(*f),
+            Done::ClaimAnswer { from, reply } => match reply {
+                Some(reply) => self
+                    .election
+                    .handle(now, election::Input::ClaimReply { from, reply }),
+                None => self
+                    .election
+                    .handle(now, election::Input::SendFailed { to: from }),
+            },
+            Done::AddNode { follower, result } => {
+                let input = match result {
+                    Ok(urls) => EntryInput::AddNodeDone { follower, urls },
+                    Err(error) => EntryInput::AddNodeFailed { follower, error },
+                };
+                self.coordinator.handle(now, input);
+            }
+            Done::Removed { name, outcome } => {
+                self.coordinator
+                    .handle(now, EntryInput::RemoveDone { name, outcome });
+            }
+            Done::Ready(outcome) => self.follower.handle(now, FollowerInput::Ready(outcome)),
+            Done::JoinAnswer { from, result } => match result {
+                Ok(answer) => {
+                    if !answer.cluster_id.is_empty() {
+                        self.granted_cluster = Some(answer.cluster_id);
+                    }
+                    self.follower.handle(
+                        now,
+                        FollowerInput::Response {
+                            from,
+                            response: answer.response,
+                        },
+                    );
+                }
+                Err(error) => self
+                    .follower
+                    .handle(now, FollowerInput::RequestFailed { from, error }),
+            },
+            Done::Joined { outcome, took } => {
+                let ms = took.as_millis().to_string();
+                self.events.emit(
+                    Level::Info,
+                    Event::JoinFinished,
+                    &self.setup.node_name,
+                    &[(Field::DurationMs, &ms)],
+                    format!(
+                        "microk8s join {} after {ms} ms",
+                        if outcome.is_ok() {
+                            "exited 0"
+                        } else {
+                            "failed"
+                        }
+                    ),
+                );
+                self.follower
+                    .handle(now, FollowerInput::JoinFinished(outcome));
+            }
+            Done::Checked(outcome) => {
+                if outcome.is_ok() {
+                    self.refresh_facts();
+                }
+                self.follower.handle(now, FollowerInput::Checked(outcome));
+            }
+            Done::Reset(outcome) => {
+                self.refresh_facts();
+                self.follower.handle(now, FollowerInput::ResetDone(outcome));
+            }
+            Done::LeftOther(outcome) => {
+                self.follower.handle(now, FollowerInput::LeftOther(outcome))
+            }
+        }
+    }
+
+    fn on_facts(&mut self, f: LocalFacts) {
+        let now = self.now();
+        self.probe = match self.probe {
+            Probe::Running { again: true } => Probe::Idle { next: now },
+            _ => Probe::Idle {
+                next: now + self.setup.formation.poll_interval,
+            },
+        };
+        if f.state == Mk8sState::Error
+            && self.facts.error != f.error
+            && let Some(e) = &f.error
+        {
+            log::warn!("microk8s probe failed: {e}");
+        }
+        self.facts = f;
+        if self.facts.state == Mk8sState::Worker
+            && let Some(size) = self
+                .entry_member()
+                .filter(|e| e.meta.fields.get(fields::CLUSTER) == self.facts.cluster_id.as_ref())
+                .and_then(|e| e.meta.fields.get(fields::SIZE)?.parse::<u32>().ok())
+        {
+            self.facts.size = self.facts.size.max(size);
+        }
+        self.feed_cluster_facts();
+    }
+
+    /// The entry point's cluster facts to the coordinator.
+    fn feed_cluster_facts(&mut self) {
+        if self.is_entry()
+            && let Some(cf) = facts::cluster_facts(&self.facts, &self.views)
+        {
+            let now = self.now();
+            self.coordinator.handle(now, EntryInput::Facts(cf));
+        }
+    }
+
+    /// Fresh facts, now or right after the probe in flight.
+    fn refresh_facts(&mut self) {
+        self.probe = match self.probe {
+            Probe::Running { .. } => Probe::Running { again: true },
+            Probe::Idle { .. } => Probe::Idle { next: self.now() },
+        };
+    }
+
+    fn leave(&mut self, reply: oneshot::Sender<String>) {
+        let now = self.now();
+        self.follower.handle(now, FollowerInput::Leave);
+        let clustered = self.facts.state == Mk8sState::Worker
+            || (self.facts.state == Mk8sState::Ready && self.facts.size > 1);
+        if !clustered {
+            let _ = reply.send("this node is in no microk8s cluster; nothing to leave".to_owned());
+            return;
+        }
+        let entry = self
+            .entry_member()
+            .filter(|m| !self.view.is_local(m))
+            .map(|m| (m.addr().to_owned(), m.meta.name.clone()));
+        let name = self.setup.node_name.clone();
+        self.events.emit(
+            Level::Info,
+            Event::LeaveStarted,
+            &name,
+            &[],
+            "running microk8s leave".to_owned(),
+        );
+        self.effects.leave_cluster(&name, entry, reply);
+    }
+
+    // ----- outputs -----
+
+    /// Carries out everything the three cores asked for, then publishes fields and status.
+    fn process(&mut self) {
+        for out in self.election.drain_outputs() {
+            self.on_election(out);
+        }
+        // The election may have changed who the entry point is.
+        let now = self.now();
+        if self.coordinator.is_active() != self.is_entry() {
+            self.coordinator
+                .handle(now, EntryInput::Active(self.is_entry()));
+        }
+        for out in self.coordinator.drain_outputs() {
+            self.on_entry(out);
+        }
+        self.feed_follower();
+        for out in self.follower.drain_outputs() {
+            self.on_follower(out);
+        }
+        if let Probe::Idle { next } = self.probe
+            && next <= self.now()
+        {
+            self.probe = Probe::Running { again: false };
+            self.effects.probe(
+                self.remembered.clone(),
+                self.facts.version.clone(),
+                self.facts.state == Mk8sState::Ready,
+            );
+        }
+        self.publish_fields();
+        self.publish_status();
+    }
+
+    fn on_election(&mut self, out: election::Output) {
+        use election::Output as O;
+        match out {
+            O::Persist(hs) => {
+                if let Err(e) = vote::save(&self.setup.data_dir, &hs) {
+                    log::error!(
+                        "cannot persist the election vote in {}: {e}",
+                        self.setup.data_dir.display()
+                    );
+                }
+            }
+            O::SendClaim { to, claim } => {
+                if let Some(addr) = self.view.get(&to).map(|m| m.addr().to_owned()) {
+                    self.effects.send_claim(to, &addr, &claim);
+                }
+            }
+            O::SendClaimReply { to, reply } => {
+                if let Some(tx) = self.votes.remove(&to) {
+                    let _ = tx.send(reply);
+                }
+            }
+            O::ClaimStarted { term, .. } => self.emit(
+                Level::Info,
+                Event::ClaimStarted,
+                "",
+                format!("claiming the entry point for term {term}"),
+            ),
+            O::ClaimFailed { term, reason } => {
+                log::debug!("claim of term {term} failed: {reason:?}")
+            }
+            O::BecameEntry { term } => {
+                // Start from the facts of the last periodic probe (at most `poll_interval`
+                // old) rather than idle until a new one returns: the first grant is on the
+                // critical path of a formation, and the fresh probe follows at once.
+                self.feed_cluster_facts();
+                self.refresh_facts();
+                let name = self.setup.node_name.clone();
+                self.emit(
+                    Level::Info,
+                    Event::EntryElected,
+                    &name,
+                    format!("this node is the entry point (term {term})"),
+                );
+            }
+            O::SteppedDown { term, reason } => self.emit(
+                Level::Info,
+                Event::EntrySteppedDown,
+                "",
+                format!("stepped down as entry point of term {term}: {reason:?}"),
+            ),
+            O::Following { entry, term } => {
+                let name = self
+                    .view
+                    .get(&entry)
+                    .map(|m| m.meta.name.clone())
+                    .unwrap_or(entry);
+                self.emit(
+                    Level::Info,
+                    Event::EntryFollowed,
+                    &name,
+                    format!("following entry point {name} (term {term})"),
+                );
+            }
+            O::Unfollowed { entry, term } => {
+                log::debug!("no longer following {entry} (term {term})")
+            }
+            O::Announce {
+                entry_term,
+                followed,
+            } => {
+                self.announce = Announce {
+                    entry_term,
+                    followed,
+                }
+            }
+            O::Conflict(c) => {
+                let text = format!(
+                    "{} microk8s clusters among the members ({}); neither is torn down: make the nodes of the smaller one run `muster leave` (or `microk8s leave`) to join the larger",
+                    c.clusters.len(),
+                    c.clusters
+                        .iter()
+                        .map(|x| format!("{} with {} node(s)", x.cluster_id, x.size))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                self.emit(Level::Warn, Event::ClusterConflict, "", text.clone());
+                self.notices.conflict = Some(text);
+            }
+            O::ConflictCleared => self.notices.conflict = None,
+        }
+    }
+
+    fn on_entry(&mut self, out: EntryOutput) {
+        use EntryOutput as O;
+        match out {
+            O::Answer { ticket, response } => {
+                if let Some(reply) = self.answers.remove(&ticket) {
+                    let _ = reply.send(JoinAnswer {
+                        response,
+                        cluster_id: self.facts.cluster_id.clone().unwrap_or_default(),
+                    });
+                }
+            }
+            O::AddNode {
+                follower,
+                token,
+                ttl,
+            } => self.effects.add_node(follower, token, ttl),
+            O::RemoveNode { name, force } => self.effects.remove_node(name, force),
+            O::RefreshFacts => self.refresh_facts(),
+            O::Granted { name, role, .. } => self.emit(
+                Level::Info,
+                Event::JoinGranted,
+                &name,
+                format!("granted {name} a join as {}", role_word(role)),
+            ),
+            O::Joined { name, role, .. } => self.emit(
+                Level::Info,
+                Event::NodeJoined,
+                &name,
+                format!("{name} joined as {} (verified)", role_word(role)),
+            ),
+            O::JoinFailed { name, reason, .. } => self.emit(
+                Level::Warn,
+                Event::JoinFailed,
+                &name,
+                format!("join of {name} failed: {reason:?}"),
+            ),
+            O::Removed { name } => {
+                self.refresh_facts();
+                self.emit(
+                    Level::Info,
+                    Event::NodeRemoved,
+                    &name,
+                    format!("removed {name} from the cluster"),
+                )
+            }
+            O::RemoveFailed { name, error } => {
+                self.refresh_facts();
+                self.emit(
+                    Level::Warn,
+                    Event::RemoveFailed,
+                    &name,
+                    format!("removing {name} failed: {error}"),
+                )
+            }
+            O::Blocked(b) => {
+                let text = format!("joins are blocked: {b:?}");
+                self.emit(Level::Warn, Event::JoinsBlocked, "", text.clone());
+                self.notices.blocked = Some(text);
+            }
+            O::Unblocked => self.notices.blocked = None,
+        }
+    }
+
+    fn on_follower(&mut self, out: FollowerOutput) {
+        use FollowerOutput as O;
+        match out {
+            O::WaitReady => self.effects.wait_ready(),
+            O::RequestJoin { entry } => {
+                let addr = self.view.get(&entry).map(|m| m.addr().to_owned());
+                let ask = JoinAsk {
+                    name: self.setup.node_name.clone(),
+                    addr: self.setup.advertise,
+                    preference: self.setup.formation.role,
+                    version: self.facts.version.clone(),
+                };
+                self.effects.request_join(entry, addr.as_deref(), &ask);
+            }
+            O::Join { url, role } => {
+                let entry = self
+                    .entry_member()
+                    .map(|m| m.meta.name.clone())
+                    .unwrap_or_default();
+                self.emit(
+                    Level::Info,
+                    Event::JoinStarted,
+                    &entry,
+                    format!("joining {entry} as {}", role_word(role)),
+                );
+                self.effects.join(url, role);
+            }
+            O::CheckJoined { entry, role } => self.effects.check_joined(
+                entry,
+                Joiner {
+                    name: self.setup.node_name.clone(),
+                    ip: self.setup.advertise.ip(),
+                    role,
+                },
+            ),
+            O::Reset => self.effects.reset(),
+            O::Report { entry, outcome } => {
+                if let Some(addr) = self.view.get(&entry).map(|m| m.addr().to_owned()) {
+                    self.effects.report(&addr, &outcome);
+                }
+            }
+            O::LeaveOtherCluster => self.effects.leave_other(),
+            O::Phase(p) => {
+                if p == Phase::Joined {
+                    if let Some(c) = self.granted_cluster.take() {
+                        // Workers cannot read the cluster's credentials; remember what they
+                        // joined.
+                        let _ = std::fs::write(self.setup.data_dir.join(CLUSTER_ID_FILE), &c);
+                        self.remembered = Some(c);
+                    }
+                    let name = self.setup.node_name.clone();
+                    self.emit(
+                        Level::Info,
+                        Event::NodeJoined,
+                        &name,
+                        "this node joined the cluster (verified)".to_owned(),
+                    );
+                }
+                if let Phase::Failed {
+                    attempt, reason, ..
+                } = &p
+                {
+                    let attempt = attempt.to_string();
+                    self.events.emit(
+                        Level::Warn,
+                        Event::JoinFailed,
+                        &self.setup.node_name,
+                        &[(Field::Attempt, &attempt)],
+                        format!("join attempt {attempt} failed: {reason:?}; retrying with backoff"),
+                    );
+                }
+                self.phase = p;
+            }
+            O::Refused(rs) => {
+                self.notices.refusals = rs.iter().map(ToString::to_string).collect();
+                let text = self.notices.refusals.join("; ");
+                self.emit(
+                    Level::Warn,
+                    Event::JoinRefused,
+                    "",
+                    format!("not joining: {text}"),
+                );
+            }
+            O::RefusalCleared => self.notices.refusals.clear(),
+        }
+    }
+
+    // ----- views of the state -----
+
+    fn is_entry(&self) -> bool {
+        matches!(self.election.role(), election::Role::Entry { .. })
+    }
+
+    fn local_view(&self) -> Option<&MemberView> {
+        self.views.iter().find(|v| v.id == self.setup.node_id)
+    }
+
+    /// The entry point this node follows (itself when it is the entry point).
+    fn entry_member(&self) -> Option<&Member> {
+        if self.is_entry() {
+            return Some(&self.view.view.local);
+        }
+        let (entry, _) = self.election.following()?;
+        self.view.get(entry)
+    }
+
+    /// The follower's view: this node, its entry point and every member.
+    fn feed_follower(&mut self) {
+        let Some(local) = self.local_view().cloned() else {
+            return;
+        };
+        let entry = self
+            .entry_member()
+            .map(|m| m.id().to_owned())
+            .and_then(|id| self.views.iter().find(|v| v.id == id).cloned());
+        let now = self.now();
+        self.follower.handle(
+            now,
+            FollowerInput::View(Box::new(FollowerView {
+                local,
+                entry,
+                members: self.views.clone(),
+            })),
+        );
+    }
+
+    fn role_word(&self) -> &'static str {
+        let joining = self.phase.is_joining();
+        match self.local_view() {
+            Some(v) => formation::node_role(self.is_entry(), joining, v).as_str(),
+            None => "unclustered",
+        }
+    }
+
+    fn emit(&self, level: Level, event: Event, peer: &str, message: String) {
+        let role = self.role_word();
+        self.events
+            .emit(level, event, peer, &[(Field::Role, role)], message);
+    }
+
+    // ----- publishing -----
+
+    fn publish_fields(&mut self) {
+        let mut f = facts::local_fields(&self.facts, self.setup.priority, self.has_route);
+        if let Some(t) = self.announce.entry_term {
+            f.insert(fields::ENTRY_TERM.to_owned(), t.to_string());
+        }
+        if let Some((id, t)) = &self.announce.followed {
+            f.insert(fields::FOLLOWED.to_owned(), format!("{id}:{t}"));
+        }
+        f.insert(fields::ROLE.to_owned(), self.role_word().to_owned());
+        if self.is_entry() {
+            f.extend(facts::entry_fields(&self.facts));
+        }
+        if f != self.published {
+            self.published = f.clone();
+            let mesh = self.mesh.clone();
+            self.effects.set_fields(mesh, f);
+        }
+    }
+
+    fn publish_status(&self) {
+        let entry = self.entry_member();
+        let field = |m: &Member, k: &str| m.meta.fields.get(k).cloned().unwrap_or_default();
+        let mut cluster = ClusterView {
+            microk8s: self.facts.state.as_str().to_owned(),
+            term: self.election.status().seen_term,
+            conflict: self.notices.conflict.clone(),
+            ..ClusterView::default()
+        };
+        let mut warnings: Vec<String> = self.notices.refusals.clone();
+        warnings.extend(self.notices.blocked.clone());
+        warnings.extend(self.notices.conflict.clone());
+        if let Some(e) = entry {
+            cluster.entry_point = e.meta.name.clone();
+            cluster.size = field(e, fields::READY_NODES)
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .count() as u32;
+            cluster.voters = field(e, fields::VOTERS).parse().unwrap_or(0);
+            cluster.ha = field(e, fields::HA) == "1";
+        }
+        if self.is_entry()
+            && let Some(cf) = facts::cluster_facts(&self.facts, &self.views)
+        {
+            let health = formation::cluster_health(&cf);
+            cluster.size = health.size;
+            cluster.voters = health.voters;
+            cluster.ha = health.ha;
+            warnings.extend(health.warnings.iter().map(ToString::to_string));
+        }
+        let role = self.role_word();
+        cluster.verified = self.is_entry()
+            || (self.notices.refusals.is_empty()
+                && self.local_view().is_some_and(|local| {
+                    entry
+                        .and_then(|e| self.views.iter().find(|v| v.id == e.id()))
+                        .is_some_and(|e| formation::already_joined(local, e))
+                })
+                && entry.is_some_and(|e| {
+                    facts::verified_by_entry(
+                        e,
+                        &self.setup.node_name,
+                        Some(self.setup.advertise.ip()),
+                        crate::microk8s::Role::Worker,
+                    )
+                    .is_ok()
+                }));
+        let status = FormationStatus {
+            role,
+            cluster,
+            warnings,
+        };
+        self.status.send_if_modified(|s| {
+            let changed = *s != status;
+            if changed {
+                *s = status;
+                crate::notify::status(&format!("{}: {role}", self.setup.node_name));
+            }
+            changed
+        });
     }
 }
 
-#[path = "driver_actions.rs"]
-mod actions;
-#[path = "driver_loop.rs"]
-mod event_loop;
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

@@ -1,51 +1,20 @@
 //! What the workflow knows about microk8s: this node's own facts (probed through the
-//! [`Microk8s`] adapter), the gossiped metadata fields that carry them to every member, and
-//! the conversions from the membership view into the election's and the planners' inputs.
+//! [`Microk8s`] adapter), the gossiped metadata fields that carry them to every member (keys
+//! from [`muster_core::membership::fields`]), and the conversions from the mesh's membership
+//! view into the election's and the planners' inputs.
 //!
 //! The probing is the only I/O here; everything else is pure and unit-tested.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use muster_proto::v1 as pb;
 use sha2::{Digest, Sha256};
 
 use crate::microk8s::{DqliteRole, Microk8s, Microk8sError, NodeInfo, Readiness, Role, Status};
 use muster_core::election::{Liveness, MemberView, Term};
 use muster_core::formation::{ClusterFacts, ClusterNode, DatastoreRole, MemberState};
-
-/// Gossiped metadata keys (`NodeMeta::fields`), decided once here.
-pub mod keys {
-    /// Election priority.
-    pub const PRIORITY: &str = "priority";
-    /// microk8s state in words.
-    pub const STATE: &str = "mk8s.state";
-    /// Cluster id (hash of the cluster's CA or admin credential).
-    pub const CLUSTER: &str = "mk8s.cluster";
-    /// Nodes in that cluster as this member sees it.
-    pub const SIZE: &str = "mk8s.size";
-    /// "1" when this member runs the control plane of its cluster.
-    pub const CONTROL_PLANE: &str = "mk8s.cp";
-    /// microk8s major.minor.
-    pub const VERSION: &str = "mk8s.version";
-    /// "1" when the member has a default route.
-    pub const ROUTE: &str = "route";
-    /// The confirmed entry term this member announces.
-    pub const ENTRY_TERM: &str = "entry_term";
-    /// `id:term` of the highest entry point this member followed.
-    pub const FOLLOWED: &str = "followed";
-    /// The member's role in words.
-    pub const ROLE: &str = "role";
-    /// Entry point only: Ready node names of its cluster, comma-separated.
-    pub const READY_NODES: &str = "cluster.ready";
-    /// Entry point only: datastore member IPs of its cluster, comma-separated.
-    pub const DATASTORE: &str = "cluster.datastore";
-    /// Entry point only: datastore voters.
-    pub const VOTERS: &str = "cluster.voters";
-    /// Entry point only: "1" when HA.
-    pub const HA: &str = "cluster.ha";
-}
+use muster_core::membership::{Member, Status as MemberStatus, fields};
 
 /// microk8s on this node, in words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,22 +167,22 @@ pub fn local_fields(
     has_route: bool,
 ) -> BTreeMap<String, String> {
     let mut f = BTreeMap::new();
-    f.insert(keys::PRIORITY.to_owned(), priority.to_string());
-    f.insert(keys::STATE.to_owned(), facts.state.as_str().to_owned());
+    f.insert(fields::PRIORITY.to_owned(), priority.to_string());
+    f.insert(fields::STATE.to_owned(), facts.state.as_str().to_owned());
     f.insert(
-        keys::CLUSTER.to_owned(),
+        fields::CLUSTER.to_owned(),
         facts.cluster_id.clone().unwrap_or_default(),
     );
-    f.insert(keys::SIZE.to_owned(), facts.size.to_string());
+    f.insert(fields::SIZE.to_owned(), facts.size.to_string());
     f.insert(
-        keys::CONTROL_PLANE.to_owned(),
+        fields::CONTROL_PLANE.to_owned(),
         flag(facts.control_plane).to_owned(),
     );
     f.insert(
-        keys::VERSION.to_owned(),
+        fields::VERSION.to_owned(),
         facts.version.clone().unwrap_or_default(),
     );
-    f.insert(keys::ROUTE.to_owned(), flag(has_route).to_owned());
+    f.insert(fields::ROUTE.to_owned(), flag(has_route).to_owned());
     f
 }
 
@@ -221,57 +190,38 @@ fn flag(b: bool) -> &'static str {
     if b { "1" } else { "0" }
 }
 
-/// Tracks since when members are dead (membership reports only the status).
-#[derive(Debug, Default)]
-pub struct DeathClock {
-    since: HashMap<String, Duration>,
-}
-
-impl DeathClock {
-    /// The liveness of `m` at `now`.
-    pub fn liveness(&mut self, m: &pb::Member, now: Duration) -> Liveness {
-        match pb::MemberStatus::try_from(m.status) {
-            Ok(pb::MemberStatus::Dead) => {
-                let since = *self.since.entry(m.id.clone()).or_insert(now);
-                Liveness::Dead { since }
-            }
-            Ok(pb::MemberStatus::Left) => {
-                self.since.remove(&m.id);
-                Liveness::Left
-            }
-            Ok(pb::MemberStatus::Suspect) => {
-                self.since.remove(&m.id);
-                Liveness::Suspect
-            }
-            _ => {
-                self.since.remove(&m.id);
-                Liveness::Alive
-            }
-        }
+/// A member's liveness for the election and the planners: a dead member carries the time of
+/// its death, `dead_since`, on the workflow's clock (the mesh knew it; the caller converts).
+pub fn liveness(status: MemberStatus, dead_since: Duration) -> Liveness {
+    match status {
+        MemberStatus::Alive => Liveness::Alive,
+        MemberStatus::Suspect => Liveness::Suspect,
+        MemberStatus::Dead => Liveness::Dead { since: dead_since },
+        MemberStatus::Left => Liveness::Left,
     }
 }
 
 /// A membership member as the election sees it.
-pub fn member_view(m: &pb::Member, liveness: Liveness) -> MemberView {
-    let f = |k: &str| m.fields.get(k).map(String::as_str).unwrap_or("");
-    let state = f(keys::STATE);
-    let cluster = f(keys::CLUSTER);
+pub fn member_view(m: &Member, liveness: Liveness) -> MemberView {
+    let f = |k: &str| m.meta.fields.get(k).map(String::as_str).unwrap_or("");
+    let state = f(fields::STATE);
+    let cluster = f(fields::CLUSTER);
     MemberView {
-        id: m.id.clone(),
-        name: m.name.clone(),
+        id: m.meta.id.clone(),
+        name: m.meta.name.clone(),
         liveness,
-        priority: f(keys::PRIORITY).parse().unwrap_or(u32::MAX),
+        priority: f(fields::PRIORITY).parse().unwrap_or(u32::MAX),
         cluster_id: (!cluster.is_empty() && (state == "ready" || state == "worker"))
             .then(|| cluster.to_owned()),
-        cluster_size: f(keys::SIZE).parse().unwrap_or(0),
-        control_plane: f(keys::CONTROL_PLANE) == "1",
+        cluster_size: f(fields::SIZE).parse().unwrap_or(0),
+        control_plane: f(fields::CONTROL_PLANE) == "1",
         microk8s_ready: state == "ready" || state == "worker",
-        has_default_route: f(keys::ROUTE) == "1",
-        version: Some(f(keys::VERSION))
+        has_default_route: f(fields::ROUTE) == "1",
+        version: Some(f(fields::VERSION))
             .filter(|v| !v.is_empty())
             .map(str::to_owned),
-        entry_term: f(keys::ENTRY_TERM).parse::<Term>().ok(),
-        followed: f(keys::FOLLOWED)
+        entry_term: f(fields::ENTRY_TERM).parse::<Term>().ok(),
+        followed: f(fields::FOLLOWED)
             .rsplit_once(':')
             .and_then(|(id, t)| Some((id.to_owned(), t.parse::<Term>().ok()?))),
     }
@@ -332,7 +282,7 @@ pub fn entry_fields(local: &LocalFacts) -> BTreeMap<String, String> {
         .filter(|n| n.readiness == Readiness::Ready)
         .map(|n| n.name.as_str())
         .collect();
-    f.insert(keys::READY_NODES.to_owned(), ready.join(","));
+    f.insert(fields::READY_NODES.to_owned(), ready.join(","));
     if let Some(Status::Running(cs)) = &local.status {
         let ips: Vec<String> = cs
             .datastore
@@ -340,9 +290,9 @@ pub fn entry_fields(local: &LocalFacts) -> BTreeMap<String, String> {
             .filter_map(|d| d.ip())
             .map(|ip| ip.to_string())
             .collect();
-        f.insert(keys::DATASTORE.to_owned(), ips.join(","));
-        f.insert(keys::VOTERS.to_owned(), cs.voters().count().to_string());
-        f.insert(keys::HA.to_owned(), flag(cs.high_availability).to_owned());
+        f.insert(fields::DATASTORE.to_owned(), ips.join(","));
+        f.insert(fields::VOTERS.to_owned(), cs.voters().count().to_string());
+        f.insert(fields::HA.to_owned(), flag(cs.high_availability).to_owned());
     }
     f
 }
@@ -350,13 +300,14 @@ pub fn entry_fields(local: &LocalFacts) -> BTreeMap<String, String> {
 /// Checks this node's join from the entry point's gossiped view: listed Ready and, for a
 /// control plane, in the datastore lines.
 pub fn verified_by_entry(
-    entry: &pb::Member,
+    entry: &Member,
     name: &str,
     ip: Option<IpAddr>,
     role: Role,
 ) -> Result<(), String> {
     let list = |k: &str| -> Vec<String> {
         entry
+            .meta
             .fields
             .get(k)
             .map(|v| {
@@ -367,12 +318,12 @@ pub fn verified_by_entry(
             })
             .unwrap_or_default()
     };
-    if !list(keys::READY_NODES).iter().any(|n| n == name) {
+    if !list(fields::READY_NODES).iter().any(|n| n == name) {
         return Err(format!("{name} is not listed Ready by the entry point yet"));
     }
     if role == Role::ControlPlane {
         let ip = ip.map(|i| i.to_string()).unwrap_or_default();
-        if !list(keys::DATASTORE).contains(&ip) {
+        if !list(fields::DATASTORE).contains(&ip) {
             return Err(format!(
                 "{ip} is not in the datastore lines of the entry point yet"
             ));
@@ -384,6 +335,15 @@ pub fn verified_by_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_member_carries_its_time_of_death() {
+        let t = Duration::from_secs(9);
+        assert_eq!(liveness(MemberStatus::Dead, t), Liveness::Dead { since: t });
+        assert_eq!(liveness(MemberStatus::Suspect, t), Liveness::Suspect);
+        assert_eq!(liveness(MemberStatus::Left, t), Liveness::Left);
+        assert_eq!(liveness(MemberStatus::Alive, t), Liveness::Alive);
+    }
 
     #[test]
     fn cluster_id_comes_from_the_ca_or_the_token() {
@@ -399,13 +359,18 @@ mod tests {
         assert!(cluster_id_of("apiVersion: v1\n").is_none());
     }
 
+    /// A member `id` named `name` with these gossiped fields.
+    fn member(id: &str, name: &str, f: BTreeMap<String, String>) -> Member {
+        let mut m = crate::mesh::driver::test_member(id);
+        let mut meta = (*m.meta).clone();
+        meta.name = name.to_owned();
+        meta.fields = f;
+        m.meta = std::sync::Arc::new(meta);
+        m
+    }
+
     #[test]
     fn member_fields_become_an_election_view() {
-        let mut m = pb::Member {
-            id: "a".into(),
-            name: "n1".into(),
-            ..Default::default()
-        };
         let facts = LocalFacts {
             state: Mk8sState::Ready,
             cluster_id: Some("c1".into()),
@@ -414,10 +379,10 @@ mod tests {
             version: Some("1.32".into()),
             ..LocalFacts::unknown()
         };
-        m.fields = local_fields(&facts, 7, true).into_iter().collect();
-        m.fields.insert(keys::ENTRY_TERM.into(), "4".into());
-        m.fields.insert(keys::FOLLOWED.into(), "b:3".into());
-        let v = member_view(&m, Liveness::Alive);
+        let mut f = local_fields(&facts, 7, true);
+        f.insert(fields::ENTRY_TERM.into(), "4".into());
+        f.insert(fields::FOLLOWED.into(), "b:3".into());
+        let v = member_view(&member("a", "n1", f.clone()), Liveness::Alive);
         assert_eq!(v.priority, 7);
         assert_eq!(v.cluster_id.as_deref(), Some("c1"));
         assert_eq!(v.cluster_size, 3);
@@ -426,16 +391,19 @@ mod tests {
         assert_eq!(v.entry_term, Some(4));
         assert_eq!(v.followed, Some(("b".to_owned(), 3)));
         // A node whose microk8s is not ready belongs to no known cluster.
-        m.fields.insert(keys::STATE.into(), "not ready".into());
-        assert_eq!(member_view(&m, Liveness::Alive).cluster_id, None);
+        f.insert(fields::STATE.into(), "not ready".into());
+        assert_eq!(
+            member_view(&member("a", "n1", f), Liveness::Alive).cluster_id,
+            None
+        );
     }
 
     #[test]
     fn entry_view_verifies_ready_and_datastore() {
-        let mut e = pb::Member::default();
-        e.fields.insert(keys::READY_NODES.into(), "n1,n2".into());
-        e.fields
-            .insert(keys::DATASTORE.into(), "198.18.0.1,198.18.0.2".into());
+        let mut f = BTreeMap::new();
+        f.insert(fields::READY_NODES.into(), "n1,n2".into());
+        f.insert(fields::DATASTORE.into(), "198.18.0.1,198.18.0.2".into());
+        let e = member("e", "entry", f);
         let ip = |s: &str| Some(s.parse::<IpAddr>().expect("ip"));
         assert!(verified_by_entry(&e, "n2", ip("198.18.0.2"), Role::ControlPlane).is_ok());
         assert!(verified_by_entry(&e, "n3", ip("198.18.0.3"), Role::Worker).is_err());

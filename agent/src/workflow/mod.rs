@@ -1,15 +1,35 @@
-//! The cluster workflow at runtime: one task that owns the pure [`muster_core::election`] state
-//! machine and the [`muster_core::formation`] planners (the entry point's join coordinator and the
-//! follower's join), feeds them the membership view and this node's microk8s facts, and
-//! carries out their outputs: claims and join requests over gRPC, `microk8s add-node`,
-//! `join`, `leave` and `remove-node` through the [`crate::microk8s::Microk8s`] adapter, the
-//! journal, the gossiped metadata and the API's status.
+//! The cluster workflow at runtime: one task that drives the pure election and formation
+//! cores of `muster-core` (the entry point's join coordinator and the follower's join) and
+//! carries out their outputs.
 //!
-//! Commands and gRPC requests arrive on one inbox; slow work (microk8s commands, RPCs to
-//! peers) runs in spawned tasks that report back to the same inbox, so no state is shared.
+//! Owns:
+//! - [`driver`]: the task. It subscribes to the mesh's membership view (`MeshView`, domain
+//!   values), feeds the cores, routes every core output to one effect, reply or journal
+//!   event, and publishes this node's gossiped fields (through the mesh) and its
+//!   [`FormationStatus`] on a `watch` channel it alone writes.
+//! - [`effects`]: one effect per output (a microk8s command through the adapter, a call to a
+//!   peer), each in a task that reports its typed result back to the inbox.
+//! - [`handle`]: the [`WorkflowHandle`] the API and the `Peer` service use, in domain types,
+//!   with a typed [`WorkflowError`].
+//! - [`outcome`]: the one mapping from the adapter's classified errors to the cores' typed
+//!   `Failure`s; [`facts`]: this node's microk8s facts and the views the cores read;
+//!   [`rpc`]: the peer RPC glue (protobuf conversions, the gRPC clients); [`status`]: what
+//!   the workflow publishes; [`vote`]: the election's vote on disk.
+//!
+//! Does not own any decision: who the entry point is, when to join, when to check a join and
+//! when to give up, how long to hold a follower's request, how fast to look at the cluster
+//! while a join is in flight: the cores decide, with their deadlines in `next_deadline()`.
 
-mod driver;
+pub mod driver;
+mod effects;
 pub mod facts;
+mod handle;
+pub mod outcome;
 pub mod rpc;
+mod status;
+pub mod vote;
 
-pub use driver::{WorkflowHandle, WorkflowSetup, spawn};
+pub use driver::{StartError, WorkflowSetup, spawn};
+pub use handle::{WorkflowError, WorkflowHandle};
+pub use rpc::JoinAnswer;
+pub use status::{ClusterView, FormationStatus};

@@ -45,9 +45,9 @@ pub struct FormationConfig {
     /// Longest delay between join attempts (default 2 min).
     #[serde(with = "humantime_serde")]
     pub join_retry_max: Duration,
-    /// How often the entry point refreshes its microk8s facts, and how soon a follower asks
-    /// again when it was told to wait (default 2 s). The workflow driver shortens both while a
-    /// join is in flight, and holds a queued follower's question until its grant.
+    /// How often every node probes its microk8s facts, and how soon a follower asks again when
+    /// it was told to wait (default 2 s). While a join is in flight the coordinator looks much
+    /// more often (see `pacing`) and holds a queued follower's question until its grant.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     /// A queued follower that has not asked again for this long loses its place (default 30 s).

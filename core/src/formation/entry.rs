@@ -20,11 +20,21 @@
 //! (`add-node` only writes a token line; it starts nothing), so that it is granted the moment
 //! the current join is verified. A prepared token older than half its TTL is not used.
 //!
-//! Followers poll: [`JoinCoordinator::request`] answers at once with a grant, a place in the
-//! queue, or a refusal. Every grant carries a fresh TTL token, so a follower whose join failed
-//! after the token was accepted can retry with a new grant. After a removal the coordinator
-//! waits for fresh facts before deciding anything else, so it never acts on a node list that
-//! still shows the removed node.
+//! Followers ask with a long poll: a request ([`Input::Request`]) is answered
+//! ([`Output::Answer`]) at once with a grant or a refusal; one that would have to wait is
+//! held until its grant exists or [`JOIN_HOLD`] passes, whichever comes first, so a queued
+//! follower hears of its turn the moment it comes ([`JoinCoordinator::request`] answers at
+//! once, without holding). A newer request of the same follower supersedes its held one, and a
+//! coordinator that stops being the entry point releases everything it holds. Every grant
+//! carries a fresh TTL token, so a follower whose join failed after the token was accepted can
+//! retry with a new grant. After a removal the coordinator waits for fresh facts before
+//! deciding anything else, so it never acts on a node list that still shows the removed node.
+//!
+//! # Looking while a join is in flight
+//! The coordinator asks for fresh facts ([`Output::RefreshFacts`]) every [`SERVING_REFRESH`]
+//! after the last ones arrived while a grant is out (the node may show up before its report),
+//! and, once the follower reported success, at once and then after 20 ms, doubling up to
+//! [`SERVING_REFRESH`] ([`VERIFY_FIRST`]): a serialised formation waits on every such look.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -33,10 +43,12 @@ use std::time::Duration;
 use super::config::{FormationConfig, FormationConfigError};
 use super::entry_msg::{
     Blocked, CoordinatorStatus, EntryRefusal, Input, JoinFailure, JoinRequest, JoinResponse,
-    Output, WaitReason,
+    Output, Ticket, WaitReason,
 };
 use super::facts::ClusterFacts;
 use super::grant::{choose_url, new_token};
+use super::outcome::{Failure, FailureKind, Outcome};
+use super::pacing::{JOIN_HOLD, NOT_ENTRY_RETRY, SERVING_REFRESH, VERIFY_FIRST, next_check_pause};
 use super::policy::{JoinRole, join_role};
 use crate::rng::Rng;
 
@@ -64,16 +76,28 @@ enum Slot {
         url: String,
         since: Duration,
         expires: Duration,
+        /// Ask for fresh facts then.
+        next_refresh: Duration,
     },
     Verifying {
         job: Job,
         since: Duration,
+        /// Ask for fresh facts then.
         next_refresh: Duration,
+        /// The wait after the next facts arrive.
+        pause: Duration,
     },
     Removing {
         name: String,
         since: Duration,
     },
+}
+
+/// A join request held for its answer.
+struct Held {
+    ticket: Ticket,
+    req: JoinRequest,
+    until: Duration,
 }
 
 /// The entry point's join and removal planner.
@@ -93,6 +117,10 @@ pub struct JoinCoordinator {
     slot: Slot,
     next: Option<Prepared>,
     blocked: Option<Blocked>,
+    /// This node is the entry point.
+    active: bool,
+    /// Requests held for their answer, by follower.
+    held: BTreeMap<String, Held>,
     outputs: Vec<Output>,
 }
 
@@ -121,11 +149,14 @@ impl JoinCoordinator {
             slot: Slot::Idle,
             next: None,
             blocked: None,
+            active: false,
+            held: BTreeMap::new(),
             outputs: Vec::new(),
         })
     }
 
-    /// Answers a follower's join request at once (see [`JoinResponse`]).
+    /// Answers a follower's join request at once, without holding it (see [`JoinResponse`]);
+    /// [`Input::Request`] is the same with the long poll.
     pub fn request(&mut self, now: Duration, req: JoinRequest) -> JoinResponse {
         self.now = self.now.max(now);
         if let Some(refusal) = self.refusal(&req) {
@@ -171,29 +202,29 @@ impl JoinCoordinator {
     pub fn handle(&mut self, now: Duration, input: Input) {
         self.now = self.now.max(now);
         match input {
+            Input::Active(active) => self.active = active,
+            Input::Request { ticket, req } => self.on_request(ticket, req),
             Input::Facts(facts) => {
                 self.facts = Some(facts);
                 self.facts_stale = false;
                 self.check_joined();
+                self.pace_refresh();
             }
             Input::Networks(nets) => self.nets = nets,
             Input::AddNodeDone { follower, urls } => self.on_add_node(&follower, Ok(urls)),
             Input::AddNodeFailed { follower, error } => self.on_add_node(&follower, Err(error)),
-            Input::Report {
-                follower,
-                ok,
-                detail,
-            } => self.on_report(&follower, ok, detail),
+            Input::Report { follower, outcome } => self.on_report(&follower, outcome),
             Input::LeaveRequested { name } => {
                 if !self.leaves.contains(&name) {
                     self.leaves.push_back(name);
                 }
             }
-            Input::RemoveDone { name, ok, detail } => self.on_removed(name, ok, detail),
+            Input::RemoveDone { name, outcome } => self.on_removed(name, outcome),
             Input::Tick => self.check_timeouts(),
         }
         self.pump();
         self.prepare_next();
+        self.answer_held();
     }
 
     /// Takes the outputs queued so far.
@@ -209,7 +240,11 @@ impl JoinCoordinator {
             Slot::Preparing { since, .. } | Slot::Removing { since, .. } => {
                 vec![*since + c.join_timeout]
             }
-            Slot::Granted { since, .. } => vec![*since + c.join_timeout],
+            Slot::Granted {
+                since,
+                next_refresh,
+                ..
+            } => vec![*since + c.join_timeout, *next_refresh],
             Slot::Verifying {
                 since,
                 next_refresh,
@@ -217,6 +252,7 @@ impl JoinCoordinator {
             } => vec![*since + c.verify_timeout, *next_refresh],
         };
         due.extend(self.queue.iter().map(|(_, seen)| *seen + c.queue_expiry));
+        due.extend(self.held.values().map(|h| h.until));
         if let (Some(after), Some(facts)) = (c.remove_after, &self.facts) {
             due.extend(facts.nodes.iter().filter_map(|n| match n.member {
                 super::facts::MemberState::Dead { since } => Some(since.saturating_add(after)),
@@ -225,6 +261,11 @@ impl JoinCoordinator {
         }
         due.extend(self.removal_backoff.values().copied());
         due.into_iter().filter(|t| *t > self.now).min()
+    }
+
+    /// Whether this node is the entry point, as last told ([`Input::Active`]).
+    pub fn is_active(&self) -> bool {
+        self.active
     }
 
     /// A snapshot for status.
@@ -236,7 +277,86 @@ impl JoinCoordinator {
                 _ => None,
             },
             queued: self.queue.iter().map(|(q, _)| q.follower.clone()).collect(),
+            held: self.held.len(),
             blocked: self.blocked.clone(),
+        }
+    }
+
+    /// A request with the long poll: answered now unless it would have to wait.
+    fn on_request(&mut self, ticket: Ticket, req: JoinRequest) {
+        if !self.active {
+            return self.answer(ticket, not_entry());
+        }
+        let response = self.request(self.now, req.clone());
+        if !matches!(response, JoinResponse::Wait { .. }) {
+            return self.answer(ticket, response);
+        }
+        let held = Held {
+            ticket,
+            req,
+            until: self.now + JOIN_HOLD,
+        };
+        if let Some(old) = self.held.insert(held.req.follower.clone(), held) {
+            // Superseded by the follower's newer question.
+            self.answer(old.ticket, ask_again_now());
+        }
+    }
+
+    /// Answers the held requests that can be answered now: the follower being served once
+    /// its grant exists, those whose hold is over, and everyone once this node is no longer
+    /// the entry point.
+    fn answer_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        if !self.active {
+            for (_, h) in std::mem::take(&mut self.held) {
+                self.answer(h.ticket, not_entry());
+            }
+            return;
+        }
+        if let Some(follower) = self.serving().map(str::to_owned)
+            && let Some(held) = self.held.remove(&follower)
+        {
+            match self.request(self.now, held.req.clone()) {
+                JoinResponse::Wait { .. } => {
+                    self.held.insert(follower, held);
+                }
+                response => self.answer(held.ticket, response),
+            }
+        }
+        let now = self.now;
+        let expired: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.until <= now)
+            .map(|(f, _)| f.clone())
+            .collect();
+        for follower in expired {
+            if let Some(h) = self.held.remove(&follower) {
+                self.answer(h.ticket, ask_again_now());
+            }
+        }
+    }
+
+    fn answer(&mut self, ticket: Ticket, response: JoinResponse) {
+        self.outputs.push(Output::Answer { ticket, response });
+    }
+
+    /// After fresh facts, while a join is in flight: when to look again.
+    fn pace_refresh(&mut self) {
+        let now = self.now;
+        match &mut self.slot {
+            Slot::Granted { next_refresh, .. } => *next_refresh = now + SERVING_REFRESH,
+            Slot::Verifying {
+                next_refresh,
+                pause,
+                ..
+            } => {
+                *next_refresh = now + *pause;
+                *pause = next_check_pause(*pause);
+            }
+            _ => {}
         }
     }
 
@@ -418,7 +538,7 @@ impl JoinCoordinator {
         };
     }
 
-    fn on_add_node(&mut self, follower: &str, result: Result<Vec<String>, String>) {
+    fn on_add_node(&mut self, follower: &str, result: Result<Vec<String>, Failure>) {
         if let Some(p) = &mut self.next
             && p.follower == follower
             && p.urls.is_none()
@@ -457,24 +577,29 @@ impl JoinCoordinator {
             url,
             since: self.now,
             expires: self.now + self.config.token_ttl,
+            next_refresh: self.now + SERVING_REFRESH,
         };
+        // From now on the node may show up at any moment.
+        self.outputs.push(Output::RefreshFacts);
     }
 
-    fn on_report(&mut self, follower: &str, ok: bool, detail: String) {
+    fn on_report(&mut self, follower: &str, outcome: Outcome) {
         if self.serving() != Some(follower) || matches!(self.slot, Slot::Preparing { .. }) {
             return;
         }
-        if !ok {
-            return self.fail(JoinFailure::Reported(detail));
+        if let Err(failure) = outcome {
+            return self.fail(JoinFailure::Reported(failure));
         }
         if let Slot::Granted { .. } = self.slot {
             let Slot::Granted { job, .. } = std::mem::replace(&mut self.slot, Slot::Idle) else {
                 return;
             };
+            // Look at once; after that the pauses start short and double.
             self.slot = Slot::Verifying {
                 job,
                 since: self.now,
-                next_refresh: self.now + self.config.poll_interval,
+                next_refresh: self.now + SERVING_REFRESH,
+                pause: VERIFY_FIRST,
             };
             self.outputs.push(Output::RefreshFacts);
         }
@@ -509,7 +634,10 @@ impl JoinCoordinator {
         let c = &self.config;
         match &self.slot {
             Slot::Preparing { since, .. } if now >= *since + c.join_timeout => {
-                self.fail(JoinFailure::AddNode("add-node did not finish".into()));
+                self.fail(JoinFailure::AddNode(Failure::new(
+                    FailureKind::TimedOut,
+                    "add-node did not finish",
+                )));
             }
             Slot::Granted { since, .. } if now >= *since + c.join_timeout => {
                 self.fail(JoinFailure::NoReport);
@@ -517,16 +645,26 @@ impl JoinCoordinator {
             Slot::Verifying { since, .. } if now >= *since + c.verify_timeout => {
                 self.fail(JoinFailure::NotVerified);
             }
-            Slot::Verifying { next_refresh, .. } if now >= *next_refresh => {
-                let next = now + c.poll_interval;
-                if let Slot::Verifying { next_refresh, .. } = &mut self.slot {
-                    *next_refresh = next;
+            Slot::Granted { next_refresh, .. } | Slot::Verifying { next_refresh, .. }
+                if now >= *next_refresh =>
+            {
+                if let Slot::Granted { next_refresh, .. } | Slot::Verifying { next_refresh, .. } =
+                    &mut self.slot
+                {
+                    // Asked again if these facts do not arrive in time.
+                    *next_refresh = now + SERVING_REFRESH;
                 }
                 self.outputs.push(Output::RefreshFacts);
             }
             Slot::Removing { name, since } if now >= *since + c.join_timeout => {
                 let name = name.clone();
-                self.on_removed(name, false, "remove-node did not finish".into());
+                self.on_removed(
+                    name,
+                    Err(Failure::new(
+                        FailureKind::TimedOut,
+                        "remove-node did not finish",
+                    )),
+                );
             }
             _ => {}
         }
@@ -545,7 +683,7 @@ impl JoinCoordinator {
         });
     }
 
-    fn on_removed(&mut self, name: String, ok: bool, detail: String) {
+    fn on_removed(&mut self, name: String, outcome: Outcome) {
         let Slot::Removing { name: current, .. } = &self.slot else {
             return;
         };
@@ -553,16 +691,35 @@ impl JoinCoordinator {
             return;
         }
         self.slot = Slot::Idle;
-        if ok {
-            self.outputs.push(Output::Removed { name });
-        } else {
-            let retry = self.now + self.config.join_retry_max;
-            self.removal_backoff.insert(name.clone(), retry);
-            self.outputs.push(Output::RemoveFailed { name, detail });
+        match outcome {
+            Ok(()) => self.outputs.push(Output::Removed { name }),
+            Err(error) => {
+                let retry = self.now + self.config.join_retry_max;
+                self.removal_backoff.insert(name.clone(), retry);
+                self.outputs.push(Output::RemoveFailed { name, error });
+            }
         }
         // The node list still shows the node until it is read again.
         self.facts_stale = true;
         self.outputs.push(Output::RefreshFacts);
+    }
+}
+
+/// The answer of a node that is not the entry point.
+fn not_entry() -> JoinResponse {
+    JoinResponse::Wait {
+        position: 0,
+        retry_after: NOT_ENTRY_RETRY,
+        reason: WaitReason::NotEntry,
+    }
+}
+
+/// "Ask again now": a hold that ended without a grant, or was superseded.
+fn ask_again_now() -> JoinResponse {
+    JoinResponse::Wait {
+        position: 0,
+        retry_after: Duration::ZERO,
+        reason: WaitReason::Queued,
     }
 }
 

@@ -7,6 +7,7 @@ use crate::formation::entry_msg::{
     Blocked, EntryRefusal, Input, JoinRequest, JoinResponse, Output, WaitReason,
 };
 use crate::formation::facts::MemberState;
+use crate::formation::outcome::{Failure, FailureKind};
 
 #[test]
 fn never_adds_a_node_while_a_dead_voter_is_registered() {
@@ -65,8 +66,7 @@ fn dead_members_are_removed_after_remove_after_then_joins_resume() {
         s(165),
         Input::RemoveDone {
             name: "gone".into(),
-            ok: true,
-            detail: String::new(),
+            outcome: Ok(()),
         },
     );
     assert_eq!(
@@ -143,8 +143,7 @@ fn a_failed_removal_is_not_retried_at_once() {
         s(101),
         Input::RemoveDone {
             name: "gone".into(),
-            ok: false,
-            detail: "exit 2".into(),
+            outcome: Err(Failure::new(FailureKind::Other, "exit 2")),
         },
     );
     c.handle(s(102), Input::Facts(f.clone()));
@@ -179,8 +178,7 @@ fn leave_requests_are_removed_without_force_before_the_next_join() {
         s(5),
         Input::RemoveDone {
             name: "w1".into(),
-            ok: true,
-            detail: String::new(),
+            outcome: Ok(()),
         },
     );
     c.handle(
@@ -250,7 +248,7 @@ fn queued_followers_that_stop_asking_lose_their_place() {
         s(35),
         Input::AddNodeFailed {
             follower: "a".into(),
-            error: "x".into(),
+            error: Failure::new(FailureKind::Other, "x"),
         },
     );
     let out = c.drain_outputs();

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::facts::ClusterFacts;
+use super::outcome::{Failure, Outcome};
 use super::policy::{JoinRole, RolePreference};
 use crate::election::NodeId;
 
@@ -61,6 +62,8 @@ pub enum WaitReason {
     Verifying,
     /// Nobody is added until this clears.
     Blocked(Blocked),
+    /// This node is not the entry point (any more); ask the entry point the view names.
+    NotEntry,
 }
 
 /// What keeps the entry point from adding anyone.
@@ -107,20 +110,36 @@ pub enum EntryRefusal {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JoinFailure {
     /// `add-node` failed.
-    AddNode(String),
+    AddNode(Failure),
     /// `add-node` printed no URL the follower can reach.
     NoUsableUrl,
     /// The follower reported that its join failed.
-    Reported(String),
+    Reported(Failure),
     /// No report within `join_timeout`, and the node never showed up.
     NoReport,
     /// Reported success, but not seen Ready (and in the datastore) within `verify_timeout`.
     NotVerified,
 }
 
+/// Names one held join request, so that its answer finds the caller waiting for it.
+pub type Ticket = u64;
+
 /// Something that happened outside the coordinator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
+    /// Whether this node is the entry point (the election decides; the driver tells). A
+    /// coordinator that is not active answers every request with [`WaitReason::NotEntry`]
+    /// and releases the requests it held.
+    Active(bool),
+    /// A follower's join request, answered by [`Output::Answer`] with the same ticket: at
+    /// once, or, when it would have to wait, as soon as its grant exists or after
+    /// [`JOIN_HOLD`](super::pacing::JOIN_HOLD) (a long poll).
+    Request {
+        /// Names the caller waiting for the answer.
+        ticket: Ticket,
+        /// The request.
+        req: JoinRequest,
+    },
     /// Fresh facts about the cluster.
     Facts(ClusterFacts),
     /// The entry point's own networks (address, prefix length), for choosing join URLs.
@@ -137,16 +156,14 @@ pub enum Input {
         /// The follower served.
         follower: NodeId,
         /// What went wrong (no token in it).
-        error: String,
+        error: Failure,
     },
-    /// The follower reports the outcome of its `microk8s join`.
+    /// The follower reports the outcome of its `microk8s join`: exit 0, or why it failed.
     Report {
         /// The follower.
         follower: NodeId,
-        /// It joined and verified locally.
-        ok: bool,
-        /// Its explanation.
-        detail: String,
+        /// What it reported.
+        outcome: Outcome,
     },
     /// A node ran `microk8s leave` and asks for `remove-node <name>`.
     LeaveRequested {
@@ -157,10 +174,8 @@ pub enum Input {
     RemoveDone {
         /// The node.
         name: String,
-        /// It succeeded.
-        ok: bool,
-        /// What microk8s said.
-        detail: String,
+        /// Removed, or why not.
+        outcome: Outcome,
     },
     /// Time passed.
     Tick,
@@ -169,6 +184,13 @@ pub enum Input {
 /// Something the driver must do or report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
+    /// Send `response` to the caller of the request with this ticket.
+    Answer {
+        /// The request's ticket.
+        ticket: Ticket,
+        /// The answer (a grant holds the token: never log it).
+        response: JoinResponse,
+    },
     /// Run `microk8s add-node --token <token> --token-ttl <ttl> --format json` and feed back
     /// [`Input::AddNodeDone`] or [`Input::AddNodeFailed`]. Never log the token.
     AddNode {
@@ -225,8 +247,8 @@ pub enum Output {
     RemoveFailed {
         /// The node.
         name: String,
-        /// What microk8s said.
-        detail: String,
+        /// Why.
+        error: Failure,
     },
     /// Joins are blocked (reported once per change).
     Blocked(Blocked),
@@ -243,6 +265,8 @@ pub struct CoordinatorStatus {
     pub removing: Option<String>,
     /// Followers waiting, in order.
     pub queued: Vec<NodeId>,
+    /// Join requests held for their answer (long polls).
+    pub held: usize,
     /// What blocks joins.
     pub blocked: Option<Blocked>,
 }

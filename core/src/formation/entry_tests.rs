@@ -9,6 +9,7 @@ use crate::formation::entry_msg::{
     Input, JoinFailure, JoinRequest, JoinResponse, Output, WaitReason,
 };
 use crate::formation::facts::{ClusterFacts, ClusterNode, DatastoreRole, MemberState};
+use crate::formation::outcome::{Failure, FailureKind};
 use crate::formation::policy::{JoinRole, RolePreference};
 
 pub(super) fn s(n: u64) -> Duration {
@@ -133,13 +134,17 @@ pub(super) fn grant_uses_the_url_on_the_followers_subnet_and_is_repeatable_until
             urls: urls(),
         },
     );
+    // Granted, and from now on the node may show up at any moment: look.
     assert_eq!(
         c.drain_outputs(),
-        [Output::Granted {
-            follower: "a".into(),
-            name: "host-a".into(),
-            role: JoinRole::ControlPlane
-        }]
+        [
+            Output::Granted {
+                follower: "a".into(),
+                name: "host-a".into(),
+                role: JoinRole::ControlPlane
+            },
+            Output::RefreshFacts
+        ]
     );
     let granted = JoinResponse::Granted {
         url: "198.18.0.1:25000/tok/chk".into(),
@@ -199,7 +204,8 @@ pub(super) fn serves_followers_strictly_one_at_a_time_in_order() {
     // a is granted; b's token is made meanwhile (add-node starts nothing).
     let out = c.drain_outputs();
     assert!(matches!(&out[0], Output::Granted { follower, .. } if follower == "a"));
-    assert!(matches!(&out[1], Output::AddNode { follower, .. } if follower == "b"));
+    assert_eq!(out[1], Output::RefreshFacts);
+    assert!(matches!(&out[2], Output::AddNode { follower, .. } if follower == "b"));
     c.handle(
         s(3),
         Input::AddNodeDone {
@@ -211,8 +217,7 @@ pub(super) fn serves_followers_strictly_one_at_a_time_in_order() {
         s(60),
         Input::Report {
             follower: "a".into(),
-            ok: true,
-            detail: String::new(),
+            outcome: Ok(()),
         },
     );
     c.drain_outputs();
@@ -244,7 +249,8 @@ pub(super) fn serves_followers_strictly_one_at_a_time_in_order() {
     );
     // b is granted at once with the token made ahead; c's token is made now.
     assert!(matches!(&out[1], Output::Granted { follower, .. } if follower == "b"));
-    assert!(matches!(&out[2], Output::AddNode { follower, .. } if follower == "c"));
+    assert_eq!(out[2], Output::RefreshFacts);
+    assert!(matches!(&out[3], Output::AddNode { follower, .. } if follower == "c"));
     assert_eq!(c.status().queued, ["c"]);
 }
 
@@ -301,8 +307,7 @@ pub(super) fn a_control_plane_is_verified_only_once_it_is_in_the_datastore() {
         s(60),
         Input::Report {
             follower: "a".into(),
-            ok: true,
-            detail: String::new(),
+            outcome: Ok(()),
         },
     );
     c.drain_outputs();
@@ -362,8 +367,7 @@ pub(super) fn policy_makes_three_control_planes_then_workers() {
         s(3),
         Input::Report {
             follower: "a".into(),
-            ok: false,
-            detail: "boom".into(),
+            outcome: Err(Failure::new(FailureKind::Other, "boom")),
         },
     );
     c.handle(s(4), Input::Facts(cps(3)));
@@ -398,13 +402,14 @@ pub(super) fn failed_report_frees_the_slot_and_the_follower_can_retry_with_a_new
         s(30),
         Input::Report {
             follower: "a".into(),
-            ok: false,
-            detail: "Invalid token (500)".into(),
+            outcome: Err(Failure::new(FailureKind::Other, "Invalid token (500)")),
         },
     );
     let out = c.drain_outputs();
+    assert!(matches!(&out[0], Output::Granted { .. }), "{out:?}");
+    assert_eq!(out[1], Output::RefreshFacts);
     assert!(
-        matches!(&out[1], Output::JoinFailed { reason: JoinFailure::Reported(d), .. } if d.contains("500"))
+        matches!(&out[2], Output::JoinFailed { reason: JoinFailure::Reported(d), .. } if d.detail.contains("500"))
     );
     c.request(s(40), req("a", "198.18.0.7"));
     let second = add_node_token(&c.drain_outputs());
@@ -441,7 +446,7 @@ pub(super) fn add_node_failure_or_unreachable_urls_fail_the_attempt() {
         s(2),
         Input::AddNodeFailed {
             follower: "a".into(),
-            error: "exit 1".into(),
+            error: Failure::new(FailureKind::Other, "exit 1"),
         },
     );
     assert!(matches!(
@@ -470,3 +475,5 @@ pub(super) fn add_node_failure_or_unreachable_urls_fail_the_attempt() {
 
 #[path = "entry_gate_tests.rs"]
 mod gate;
+#[path = "entry_hold_tests.rs"]
+mod hold;

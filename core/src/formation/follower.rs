@@ -1,20 +1,27 @@
 //! The follower's join state machine: from "not in the entry point's cluster" to a verified
 //! member, with refusals, retries, backoff and jitter.
 //!
-//! Owns: [`FollowerJoin`], its [`Input`]s, [`Output`]s and [`Phase`]s.
-//! Does not own: running microk8s or the RPCs (the driver carries out every output and feeds
-//! back the result), or the checks themselves (`refusal.rs`).
+//! Owns: [`FollowerJoin`], its [`Input`]s, [`Output`]s and [`Phase`]s, and the verification
+//! schedule: when to check the join, when to give up, and the reset of a half-joined node.
+//! Does not own: running microk8s or the RPCs (the driver carries out every output, one check
+//! or command each, and feeds back the typed result), or the refusal rules (`refusal.rs`).
 //!
 //! # Phases
 //! ```text
 //! Idle --entry known, no refusal--> WaitingReady --ready--> Requesting --granted--> Joining
 //! Requesting --wait--> Queued --poll time--> Requesting
-//! Joining --join exited 0 (report sent)--> Verifying --verified--> Joined
-//! WaitingReady/Requesting/Joining/Verifying --failure--> Failed(retry at t) --t--> Idle
+//! Joining --join exited 0 (report sent)--> Verifying --check passes--> Joined
+//! Verifying --check fails--> Verifying (next check after 20 ms, doubling to 200 ms)
+//! Verifying --verify_timeout passed--> Resetting (`microk8s leave`) --done--> Failed
+//! WaitingReady/Requesting/Joining --failure--> Failed(retry at t) --t--> Idle
 //! Idle --refusal--> Refused --view changes, refusal gone--> Idle
 //! Idle --only refusal is "in another cluster" and moving is allowed--> LeavingOther --> Idle
 //! Joined --seen in a multi-node cluster, then no longer--> Idle;   any --leave--> Left
 //! ```
+//! A join that exits 0 can still never complete (microk8s' silent failure): only the checks
+//! tell. One that is not verified within `verify_timeout` leaves microk8s half-joined (not
+//! ready, its own datastore discarded), so the follower resets it with `microk8s leave` before
+//! the retry starts from a clean standalone node.
 //! The entry point hears of the join as soon as `microk8s join` exits 0, so that it looks for
 //! the node at once (it verifies on its own and also recognises a joined node it was not told
 //! about). A failed join or verification is reported too, so that it serves the next follower
@@ -24,6 +31,8 @@ use std::time::Duration;
 
 use super::config::{FormationConfig, FormationConfigError};
 use super::entry_msg::{EntryRefusal, JoinResponse, WaitReason};
+use super::outcome::{Failure, FailureKind, Outcome};
+use super::pacing::{VERIFY_FIRST, next_check_pause};
 use super::policy::JoinRole;
 use super::refusal::{Refusal, already_joined, join_refusals};
 use crate::election::{MemberView, NodeId};
@@ -45,13 +54,8 @@ pub struct FollowerView {
 pub enum Input {
     /// The membership view changed (boxed: it is much larger than the other inputs).
     View(Box<FollowerView>),
-    /// `microk8s status --wait-ready` finished.
-    Ready {
-        /// microk8s is ready.
-        ok: bool,
-        /// What it printed, on failure.
-        detail: String,
-    },
+    /// `microk8s status --wait-ready` finished: ready, or why not.
+    Ready(Outcome),
     /// The entry point answered our join request.
     Response {
         /// The entry point that answered.
@@ -64,29 +68,16 @@ pub enum Input {
         /// The entry point asked.
         from: NodeId,
         /// What failed.
-        error: String,
+        error: Failure,
     },
-    /// `microk8s join` finished.
-    JoinFinished {
-        /// Exit 0.
-        ok: bool,
-        /// What it printed, on failure.
-        detail: String,
-    },
-    /// Local verification finished (`microk8s status` clustered, this node Ready).
-    Verified {
-        /// Verified.
-        ok: bool,
-        /// What was wrong, on failure.
-        detail: String,
-    },
+    /// `microk8s join` finished (exit 0, or the classified failure).
+    JoinFinished(Outcome),
+    /// One check of the join finished ([`Output::CheckJoined`]): verified, or what is missing.
+    Checked(Outcome),
+    /// The reset of a join that was never verified (`microk8s leave`) finished.
+    ResetDone(Outcome),
     /// `microk8s leave` of the other cluster finished (moving was allowed).
-    LeftOther {
-        /// It succeeded.
-        ok: bool,
-        /// What it printed, on failure.
-        detail: String,
-    },
+    LeftOther(Outcome),
     /// The operator runs `muster leave`: stop joining for good.
     Leave,
     /// Time passed.
@@ -112,19 +103,24 @@ pub enum Output {
         /// The role granted.
         role: JoinRole,
     },
-    /// Check the join locally and feed back [`Input::Verified`].
-    Verify {
-        /// The role joined as (a control plane must be in the datastore lines).
+    /// Check the join once, now, and feed back [`Input::Checked`]: microk8s on this node
+    /// (a control plane Ready and in the datastore lines, a worker acting as one) and the
+    /// entry point's gossiped view (this node listed Ready, and in its datastore lines for a
+    /// control plane).
+    CheckJoined {
+        /// The entry point that granted the join.
+        entry: NodeId,
+        /// The role joined as.
         role: JoinRole,
     },
+    /// Run `microk8s leave` to reset a half-joined node and feed back [`Input::ResetDone`].
+    Reset,
     /// Report the outcome to the entry point that granted the join (fire and forget).
     Report {
         /// That entry point.
         entry: NodeId,
-        /// Joined and verified.
-        ok: bool,
-        /// Explanation.
-        detail: String,
+        /// `microk8s join` exited 0, or why the attempt failed.
+        outcome: Outcome,
     },
     /// Run `microk8s leave` to quit the other cluster (only when moving is allowed) and feed
     /// back [`Input::LeftOther`].
@@ -141,17 +137,18 @@ pub enum Output {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FailReason {
     /// microk8s did not become ready.
-    NotReady(String),
+    NotReady(Failure),
     /// The join request did not reach the entry point.
-    RequestFailed(String),
+    RequestFailed(Failure),
     /// The entry point refused.
     EntryRefused(EntryRefusal),
     /// `microk8s join` failed.
-    JoinFailed(String),
-    /// The join could not be verified.
-    NotVerified(String),
+    JoinFailed(Failure),
+    /// The join was not verified within `verify_timeout` (the last check's finding; the
+    /// detail also says how the reset went).
+    NotVerified(Failure),
     /// Leaving the other cluster failed.
-    LeaveFailed(String),
+    LeaveFailed(Failure),
 }
 
 /// Where the follower stands.
@@ -193,6 +190,11 @@ pub enum Phase {
         /// The role.
         role: JoinRole,
     },
+    /// The join was not verified in time: resetting microk8s with `microk8s leave`.
+    Resetting {
+        /// The entry point that granted it.
+        entry: NodeId,
+    },
     /// A member of the entry point's cluster.
     Joined,
     /// The last attempt failed; the next starts at `retry_at`.
@@ -219,8 +221,28 @@ impl Phase {
                 | Phase::Queued { .. }
                 | Phase::Joining { .. }
                 | Phase::Verifying { .. }
+                | Phase::Resetting { .. }
         )
     }
+}
+
+/// The verification schedule of a join that exited 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Check {
+    /// The next check is due at `at`; the one after waits `pause`.
+    Due { at: Duration, pause: Duration },
+    /// A check is running; the next waits `pause` after it.
+    Running { pause: Duration },
+}
+
+/// Checking a join: the schedule, the deadline and the last finding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Verification {
+    /// Give up (and reset) once this passes.
+    until: Duration,
+    check: Check,
+    /// What the last check found missing.
+    last: Option<Failure>,
 }
 
 /// The follower side of forming a cluster.
@@ -240,6 +262,8 @@ pub struct FollowerJoin {
     /// While joined: the view has shown us in a multi-node cluster. Only then does a view
     /// without it mean we dropped out (right after a join the view may still lag).
     seen_clustered: bool,
+    /// While [`Phase::Verifying`] or [`Phase::Resetting`]: the checks of the join.
+    verification: Option<Verification>,
     outputs: Vec<Output>,
 }
 
@@ -264,6 +288,7 @@ impl FollowerJoin {
             refusals: Vec::new(),
             left_cluster: None,
             seen_clustered: false,
+            verification: None,
             outputs: Vec::new(),
         })
     }
@@ -285,12 +310,11 @@ impl FollowerJoin {
                 self.entry = entry;
                 self.members = members;
             }
-            Input::Ready { ok, detail } => {
+            Input::Ready(outcome) => {
                 if self.phase == Phase::WaitingReady {
-                    if ok {
-                        self.request();
-                    } else {
-                        self.fail(FailReason::NotReady(detail));
+                    match outcome {
+                        Ok(()) => self.request(),
+                        Err(failure) => self.fail(FailReason::NotReady(failure)),
                     }
                 }
             }
@@ -300,51 +324,57 @@ impl FollowerJoin {
                     self.fail(FailReason::RequestFailed(error));
                 }
             }
-            Input::JoinFinished { ok, detail } => {
+            Input::JoinFinished(outcome) => {
                 if let Phase::Joining { entry, role } = &self.phase {
                     let (entry, role) = (entry.clone(), *role);
-                    if ok {
-                        // Tell the entry point at once: it verifies on its own and serves the
-                        // next follower as soon as it sees this node, so every moment between
-                        // the join and its first look is dead time in a serialised formation.
-                        self.outputs.push(Output::Report {
-                            entry: entry.clone(),
-                            ok: true,
-                            detail: "microk8s join exited 0".into(),
-                        });
-                        self.outputs.push(Output::Verify { role });
-                        self.set_phase(Phase::Verifying { entry, role });
-                    } else {
-                        self.report_failure(entry, &detail);
-                        self.fail(FailReason::JoinFailed(detail));
+                    match outcome {
+                        Ok(()) => {
+                            // Tell the entry point at once: it verifies on its own and serves
+                            // the next follower as soon as it sees this node, so every moment
+                            // between the join and its first look is dead time in a
+                            // serialised formation.
+                            self.outputs.push(Output::Report {
+                                entry: entry.clone(),
+                                outcome: Ok(()),
+                            });
+                            self.verification = Some(Verification {
+                                until: self.now + self.config.verify_timeout,
+                                check: Check::Due {
+                                    at: self.now,
+                                    pause: VERIFY_FIRST,
+                                },
+                                last: None,
+                            });
+                            self.set_phase(Phase::Verifying { entry, role });
+                        }
+                        Err(failure) => {
+                            self.report_failure(entry, &failure);
+                            self.fail(FailReason::JoinFailed(failure));
+                        }
                     }
                 }
             }
-            Input::Verified { ok, detail } => {
-                if let Phase::Verifying { entry, .. } = &self.phase {
-                    let entry = entry.clone();
-                    if ok {
-                        self.attempt = 0;
-                        self.set_phase(Phase::Joined);
-                    } else {
-                        self.report_failure(entry, &detail);
-                        self.fail(FailReason::NotVerified(detail));
-                    }
-                }
-            }
-            Input::LeftOther { ok, detail } => {
+            Input::Checked(outcome) => self.on_checked(outcome),
+            Input::ResetDone(outcome) => self.on_reset(outcome),
+            Input::LeftOther(outcome) => {
                 if self.phase == Phase::LeavingOther {
-                    if ok {
-                        self.left_cluster = self.local.as_ref().and_then(|l| l.cluster_id.clone());
-                        self.set_phase(Phase::Idle);
-                    } else {
-                        self.fail(FailReason::LeaveFailed(detail));
+                    match outcome {
+                        Ok(()) => {
+                            self.left_cluster =
+                                self.local.as_ref().and_then(|l| l.cluster_id.clone());
+                            self.set_phase(Phase::Idle);
+                        }
+                        Err(failure) => self.fail(FailReason::LeaveFailed(failure)),
                     }
                 }
             }
-            Input::Leave => self.set_phase(Phase::Left),
+            Input::Leave => {
+                self.verification = None;
+                self.set_phase(Phase::Left);
+            }
             Input::Tick => {}
         }
+        self.verify();
         self.evaluate();
     }
 
@@ -355,9 +385,17 @@ impl FollowerJoin {
 
     /// When the next [`Input::Tick`] is due, if any timer is running.
     pub fn next_deadline(&self) -> Option<Duration> {
-        let at = match &self.phase {
-            Phase::Failed { retry_at, .. } => *retry_at,
-            Phase::Queued { .. } => self.poll_at,
+        let at = match (&self.phase, &self.verification) {
+            (Phase::Failed { retry_at, .. }, _) => *retry_at,
+            (Phase::Queued { .. }, _) => self.poll_at,
+            (
+                Phase::Verifying { .. },
+                Some(Verification {
+                    until,
+                    check: Check::Due { at, .. },
+                    ..
+                }),
+            ) => (*at).min(*until),
             _ => return None,
         };
         (at > self.now).then_some(at)
@@ -386,6 +424,78 @@ impl FollowerJoin {
         }
     }
 
+    /// While verifying: starts the check that is due, or the reset once the deadline passed
+    /// and no check is running.
+    fn verify(&mut self) {
+        let (Phase::Verifying { entry, role }, Some(v)) = (&self.phase, &mut self.verification)
+        else {
+            return;
+        };
+        let Check::Due { at, pause } = v.check else {
+            return;
+        };
+        if self.now >= v.until {
+            let entry = entry.clone();
+            self.outputs.push(Output::Reset);
+            self.set_phase(Phase::Resetting { entry });
+        } else if self.now >= at {
+            v.check = Check::Running { pause };
+            self.outputs.push(Output::CheckJoined {
+                entry: entry.clone(),
+                role: *role,
+            });
+        }
+    }
+
+    fn on_checked(&mut self, outcome: Outcome) {
+        let (Phase::Verifying { .. }, Some(v)) = (&self.phase, &mut self.verification) else {
+            return;
+        };
+        let Check::Running { pause } = v.check else {
+            return;
+        };
+        match outcome {
+            Ok(()) => {
+                self.verification = None;
+                self.attempt = 0;
+                self.set_phase(Phase::Joined);
+            }
+            Err(failure) => {
+                v.last = Some(failure);
+                v.check = Check::Due {
+                    at: self.now + pause,
+                    pause: next_check_pause(pause),
+                };
+            }
+        }
+    }
+
+    fn on_reset(&mut self, outcome: Outcome) {
+        let Phase::Resetting { entry } = &self.phase else {
+            return;
+        };
+        let entry = entry.clone();
+        let last = self
+            .verification
+            .take()
+            .and_then(|v| v.last)
+            .unwrap_or_else(|| Failure::new(FailureKind::NotYetJoined, "not checked yet"));
+        let reset = match &outcome {
+            Ok(()) => "microk8s reset with `microk8s leave`".to_owned(),
+            Err(e) => format!("`microk8s leave` to reset it failed: {e}"),
+        };
+        let failure = Failure::new(
+            last.kind,
+            format!(
+                "not verified within {}: {}; {reset}",
+                humantime::format_duration(self.config.verify_timeout),
+                last.detail
+            ),
+        );
+        self.report_failure(entry, &failure);
+        self.fail(FailReason::NotVerified(failure));
+    }
+
     fn evaluate(&mut self) {
         let entry_id = self.entry.as_ref().map(|e| e.id.clone());
         match &self.phase {
@@ -393,7 +503,8 @@ impl FollowerJoin {
             | Phase::LeavingOther
             | Phase::WaitingReady
             | Phase::Joining { .. }
-            | Phase::Verifying { .. } => return,
+            | Phase::Verifying { .. }
+            | Phase::Resetting { .. } => return,
             Phase::Joined => {
                 let clustered = self.local.as_ref().is_some_and(|l| l.cluster_size >= 2);
                 self.seen_clustered |= clustered;
@@ -500,11 +611,10 @@ impl FollowerJoin {
         }
     }
 
-    fn report_failure(&mut self, entry: NodeId, detail: &str) {
+    fn report_failure(&mut self, entry: NodeId, failure: &Failure) {
         self.outputs.push(Output::Report {
             entry,
-            ok: false,
-            detail: detail.to_owned(),
+            outcome: Err(failure.clone()),
         });
     }
 

@@ -6,6 +6,7 @@ use super::{FailReason, FollowerJoin, FollowerView, Input, Output, Phase};
 use crate::election::MemberView;
 use crate::formation::config::FormationConfig;
 use crate::formation::entry_msg::{Blocked, EntryRefusal, JoinResponse, WaitReason};
+use crate::formation::outcome::{Failure, FailureKind};
 use crate::formation::policy::JoinRole;
 use crate::formation::refusal::Refusal;
 
@@ -65,13 +66,7 @@ fn joining() -> FollowerJoin {
         s(0),
         view(&member("l", "ca-l", 1), Some(&member("e", "X", 1))),
     );
-    f.handle(
-        s(1),
-        Input::Ready {
-            ok: true,
-            detail: String::new(),
-        },
-    );
+    f.handle(s(1), Input::Ready(Ok(())));
     f.handle(s(2), grant(JoinRole::ControlPlane));
     f.drain_outputs();
     f
@@ -86,13 +81,7 @@ fn happy_path_waits_ready_requests_joins_verifies_and_reports() {
     );
     assert_eq!(actions(f.drain_outputs()), [Output::WaitReady]);
     assert_eq!(f.phase(), &Phase::WaitingReady);
-    f.handle(
-        s(1),
-        Input::Ready {
-            ok: true,
-            detail: String::new(),
-        },
-    );
+    f.handle(s(1), Input::Ready(Ok(())));
     assert_eq!(
         actions(f.drain_outputs()),
         [Output::RequestJoin { entry: "e".into() }]
@@ -105,31 +94,20 @@ fn happy_path_waits_ready_requests_joins_verifies_and_reports() {
             role: JoinRole::Worker
         }]
     );
-    f.handle(
-        s(60),
-        Input::JoinFinished {
-            ok: true,
-            detail: String::new(),
-        },
-    );
+    f.handle(s(60), Input::JoinFinished(Ok(())));
     let out = actions(f.drain_outputs());
     assert!(
-        matches!(&out[0], Output::Report { entry, ok: true, .. } if entry == "e"),
+        matches!(&out[0], Output::Report { entry, outcome: Ok(()) } if entry == "e"),
         "the entry point hears of the join before verification: {out:?}"
     );
     assert_eq!(
         out[1],
-        Output::Verify {
+        Output::CheckJoined {
+            entry: "e".into(),
             role: JoinRole::Worker
         }
     );
-    f.handle(
-        s(70),
-        Input::Verified {
-            ok: true,
-            detail: String::new(),
-        },
-    );
+    f.handle(s(60), Input::Checked(Ok(())));
     assert_eq!(f.drain_outputs(), [Output::Phase(Phase::Joined)]);
 }
 
@@ -157,13 +135,7 @@ fn queued_follower_polls_again_after_retry_after() {
         s(0),
         view(&member("l", "ca-l", 1), Some(&member("e", "X", 1))),
     );
-    f.handle(
-        s(1),
-        Input::Ready {
-            ok: true,
-            detail: String::new(),
-        },
-    );
+    f.handle(s(1), Input::Ready(Ok(())));
     f.drain_outputs();
     let wait = JoinResponse::Wait {
         position: 2,
@@ -193,13 +165,7 @@ fn answers_from_another_entry_point_are_ignored_and_a_new_entry_restarts_the_req
     let mut f = follower();
     let l = member("l", "ca-l", 1);
     f.handle(s(0), view(&l, Some(&member("e", "X", 1))));
-    f.handle(
-        s(1),
-        Input::Ready {
-            ok: true,
-            detail: String::new(),
-        },
-    );
+    f.handle(s(1), Input::Ready(Ok(())));
     f.drain_outputs();
     f.handle(
         s(2),
@@ -221,13 +187,13 @@ fn failures_back_off_exponentially_with_jitter_and_count_attempts() {
     let mut f = joining();
     f.handle(
         s(100),
-        Input::JoinFinished {
-            ok: false,
-            detail: "exit 6".into(),
-        },
+        Input::JoinFinished(Err(Failure::new(FailureKind::Other, "exit 6"))),
     );
     let out = f.drain_outputs();
-    assert!(matches!(&out[0], Output::Report { ok: false, detail, .. } if detail == "exit 6"));
+    assert!(
+        matches!(&out[0], Output::Report { outcome: Err(f), .. } if f.detail == "exit 6"),
+        "{out:?}"
+    );
     let Phase::Failed {
         attempt: 1,
         retry_at,
@@ -245,10 +211,7 @@ fn failures_back_off_exponentially_with_jitter_and_count_attempts() {
     assert_eq!(actions(f.drain_outputs()), [Output::WaitReady]);
     f.handle(
         retry_at,
-        Input::Ready {
-            ok: false,
-            detail: "not running".into(),
-        },
+        Input::Ready(Err(Failure::new(FailureKind::Other, "not running"))),
     );
     let Phase::Failed {
         attempt: 2,
@@ -265,35 +228,126 @@ fn failures_back_off_exponentially_with_jitter_and_count_attempts() {
     assert_eq!(f.attempt(), 2);
 }
 
+fn not_yet(detail: &str) -> Input {
+    Input::Checked(Err(Failure::new(FailureKind::NotYetJoined, detail)))
+}
+
 #[test]
-fn failed_verification_is_reported_and_retried() {
+fn verification_checks_at_once_then_after_pauses_that_double_up_to_200_ms() {
     let mut f = joining();
-    f.handle(
-        s(60),
-        Input::JoinFinished {
-            ok: true,
-            detail: String::new(),
-        },
-    );
-    f.handle(
-        s(70),
-        Input::Verified {
-            ok: false,
-            detail: "not Ready".into(),
-        },
-    );
+    f.handle(s(60), Input::JoinFinished(Ok(())));
     let out = actions(f.drain_outputs());
+    assert!(matches!(out[1], Output::CheckJoined { .. }), "{out:?}");
+    // One check at a time: nothing is due while it runs.
+    assert_eq!(f.next_deadline(), None);
+    let mut now = s(60);
+    let mut pauses = Vec::new();
+    for _ in 0..6 {
+        f.handle(now, not_yet("not Ready yet"));
+        let due = f.next_deadline().expect("next check scheduled");
+        pauses.push((due - now).as_millis());
+        assert!(f.drain_outputs().is_empty(), "no check before it is due");
+        now = due;
+        f.handle(now, Input::Tick);
+        assert!(matches!(
+            actions(f.drain_outputs())[..],
+            [Output::CheckJoined { .. }]
+        ));
+    }
+    assert_eq!(pauses, [20, 40, 80, 160, 200, 200]);
+    f.handle(now, Input::Checked(Ok(())));
+    assert_eq!(f.drain_outputs(), [Output::Phase(Phase::Joined)]);
+    assert_eq!(f.attempt(), 0);
+}
+
+#[test]
+fn an_unverified_join_is_reset_with_leave_then_reported_and_retried() {
+    let mut f = joining();
+    f.handle(s(60), Input::JoinFinished(Ok(())));
+    f.drain_outputs();
+    // The join printed success and exited 0 but never completes (the silent failure).
+    let mut now = s(60);
+    loop {
+        f.handle(
+            now,
+            not_yet("host-l is not listed Ready by the entry point yet"),
+        );
+        let out = actions(f.drain_outputs());
+        if out.contains(&Output::Reset) {
+            break;
+        }
+        now = f.next_deadline().expect("a check or the deadline is due");
+        f.handle(now, Input::Tick);
+        let out = actions(f.drain_outputs());
+        if out.contains(&Output::Reset) {
+            break;
+        }
+    }
+    // verify_timeout after the join exited (the default, 5 min), not before.
+    assert!(now >= s(60 + 300), "{now:?}");
+    assert!(matches!(f.phase(), Phase::Resetting { entry } if entry == "e"));
+    assert!(f.phase().is_joining());
+    assert_eq!(f.next_deadline(), None, "waits for the reset to finish");
+    f.handle(now, Input::ResetDone(Ok(())));
+    let out = actions(f.drain_outputs());
+    let Some(Output::Report {
+        entry,
+        outcome: Err(failure),
+    }) = out.first()
+    else {
+        panic!("the failure is reported to the entry point: {out:?}");
+    };
+    assert_eq!(entry, "e");
+    assert_eq!(failure.kind, FailureKind::NotYetJoined);
     assert!(
-        matches!(&out[2], Output::Report { ok: false, .. }),
-        "{out:?}"
+        failure
+            .detail
+            .starts_with("not verified within 5m: host-l is not listed Ready")
+            && failure
+                .detail
+                .ends_with("microk8s reset with `microk8s leave`"),
+        "{}",
+        failure.detail
     );
     assert!(matches!(
         f.phase(),
         Phase::Failed {
+            attempt: 1,
             reason: FailReason::NotVerified(_),
             ..
         }
     ));
+}
+
+#[test]
+fn a_failed_reset_is_named_in_the_report() {
+    let mut f = joining();
+    f.handle(s(60), Input::JoinFinished(Ok(())));
+    f.drain_outputs();
+    f.handle(s(400), not_yet("not Ready"));
+    assert!(actions(f.drain_outputs()).contains(&Output::Reset));
+    f.handle(
+        s(401),
+        Input::ResetDone(Err(Failure::new(FailureKind::NoQuorum, "exit 2"))),
+    );
+    let out = actions(f.drain_outputs());
+    assert!(
+        matches!(&out[0], Output::Report { outcome: Err(e), .. }
+            if e.detail.ends_with("`microk8s leave` to reset it failed: exit 2")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn leaving_while_verifying_stops_the_checks() {
+    let mut f = joining();
+    f.handle(s(60), Input::JoinFinished(Ok(())));
+    f.drain_outputs();
+    f.handle(s(61), Input::Leave);
+    assert_eq!(f.phase(), &Phase::Left);
+    f.handle(s(62), not_yet("late answer"));
+    assert_eq!(f.next_deadline(), None);
+    assert!(actions(f.drain_outputs()).is_empty());
 }
 
 #[test]
@@ -303,13 +357,7 @@ fn entry_refusal_backs_off_but_already_member_means_joined() {
         s(0),
         view(&member("l", "ca-l", 1), Some(&member("e", "X", 1))),
     );
-    f.handle(
-        s(1),
-        Input::Ready {
-            ok: true,
-            detail: String::new(),
-        },
-    );
+    f.handle(s(1), Input::Ready(Ok(())));
     let refused = JoinResponse::Refused(EntryRefusal::NameTaken { name: "l".into() });
     f.handle(
         s(2),
@@ -330,13 +378,7 @@ fn entry_refusal_backs_off_but_already_member_means_joined() {
         s(0),
         view(&member("l", "ca-l", 1), Some(&member("e", "X", 1))),
     );
-    g.handle(
-        s(1),
-        Input::Ready {
-            ok: true,
-            detail: String::new(),
-        },
-    );
+    g.handle(s(1), Input::Ready(Ok(())));
     g.handle(
         s(2),
         Input::Response {
@@ -391,13 +433,7 @@ fn a_node_of_another_cluster_is_never_moved_unless_allowed() {
     let mut g = FollowerJoin::new(cfg, 3, Duration::ZERO).expect("valid");
     g.handle(s(0), view(&l, Some(&entry)));
     assert_eq!(actions(g.drain_outputs()), [Output::LeaveOtherCluster]);
-    g.handle(
-        s(60),
-        Input::LeftOther {
-            ok: true,
-            detail: String::new(),
-        },
-    );
+    g.handle(s(60), Input::LeftOther(Ok(())));
     // The view still shows the old cluster: wait instead of leaving again.
     g.handle(s(61), view(&l, Some(&entry)));
     assert!(actions(g.drain_outputs()).is_empty());
@@ -409,13 +445,7 @@ fn a_node_of_another_cluster_is_never_moved_unless_allowed() {
 fn leave_stops_everything_for_good() {
     let mut f = joining();
     f.handle(s(3), Input::Leave);
-    f.handle(
-        s(60),
-        Input::JoinFinished {
-            ok: true,
-            detail: String::new(),
-        },
-    );
+    f.handle(s(60), Input::JoinFinished(Ok(())));
     f.handle(
         s(61),
         view(&member("l", "ca-l", 1), Some(&member("e", "X", 1))),

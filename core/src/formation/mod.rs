@@ -3,14 +3,20 @@
 //!
 //! Owns:
 //! - [`entry::JoinCoordinator`]: on the entry point, serves join requests strictly one at a
-//!   time (fresh TTL token per grant, URL on the follower's subnet, wait for verification)
-//!   and removes leaving or long-dead members, never while a dead voter blocks or quorum is
-//!   lost;
+//!   time (fresh TTL token per grant, URL on the follower's subnet, wait for verification),
+//!   holds a waiting follower's request until its grant (the long poll), paces its looks at
+//!   the cluster while a join is in flight, and removes leaving or long-dead members, never
+//!   while a dead voter blocks or quorum is lost;
 //! - [`follower::FollowerJoin`]: on every other node, waits for microk8s, requests a join,
-//!   joins, verifies, reports, and retries with backoff and jitter;
+//!   joins, schedules the checks of the join until it is verified or `verify_timeout` passes
+//!   (then resets microk8s with `microk8s leave`), reports, and retries with backoff and
+//!   jitter;
+//! - [`outcome`]: the typed results ([`Failure`], [`FailureKind`]) the driver feeds back;
+//!   [`pacing`]: how fast the planners look and how long they hold;
 //! - [`policy`] (control plane or worker; the steps of `muster leave`), [`refusal`] (why a
 //!   node will not join), [`facts`] (the entry point's view of its cluster), [`status`]
-//!   (role, size, HA, warnings), [`grant`] (tokens and URL choice), [`config`]; the retry schedule is [`crate::backoff`].
+//!   (role, size, HA, warnings), [`grant`] (tokens and URL choice), [`config`]; the retry
+//!   schedule is [`crate::backoff`].
 //!
 //! Does not own: microk8s itself (the agent's `microk8s` adapter runs the commands), the
 //! gRPC calls between followers and the entry point, or who the entry point is (`election`).
@@ -36,9 +42,10 @@
 //!
 //! # Tests
 //! Unit tests of `x.rs` live in `x_tests.rs` beside it, a child module of `x`:
-//! `follower_tests.rs`, and `entry_tests.rs` with its child `entry_gate_tests.rs` (what holds
-//! the coordinator back: dead voters, lost quorum, removals, refusals). Short test modules
-//! stay inline in their subject.
+//! `follower_tests.rs`, and `entry_tests.rs` with its children `entry_gate_tests.rs` (what
+//! holds the coordinator back: dead voters, lost quorum, removals, refusals) and
+//! `entry_hold_tests.rs` (the long poll and the pace of its looks). Short test modules stay
+//! inline in their subject.
 
 pub mod config;
 pub mod entry;
@@ -46,6 +53,8 @@ pub mod entry_msg;
 pub mod facts;
 pub mod follower;
 pub mod grant;
+pub mod outcome;
+pub mod pacing;
 pub mod policy;
 pub mod refusal;
 pub mod status;
@@ -54,13 +63,14 @@ pub use config::{FormationConfig, FormationConfigError};
 pub use entry::JoinCoordinator;
 pub use entry_msg::{
     Blocked, CoordinatorStatus, EntryRefusal, Input as EntryInput, JoinFailure, JoinRequest,
-    JoinResponse, Output as EntryOutput, WaitReason,
+    JoinResponse, Output as EntryOutput, Ticket, WaitReason,
 };
 pub use facts::{ClusterFacts, ClusterNode, DatastoreRole, MemberState};
 pub use follower::FollowerJoin;
 pub use follower::{
     FailReason, FollowerView, Input as FollowerInput, Output as FollowerOutput, Phase,
 };
+pub use outcome::{Failure, FailureKind, Outcome};
 pub use policy::{JoinRole, RolePreference};
 pub use refusal::{Refusal, already_joined, join_refusals};
 pub use status::{ClusterHealth, HealthWarning, NodeRole, cluster_health, node_role};

@@ -12,6 +12,7 @@
 //! # Layout
 //! - `config.rs`: [`MembershipConfig`], defaults justified against muster's floors.
 //! - `message.rs`: [`Message`], [`Update`], [`NodeMeta`], validation of hostile input.
+//! - [`fields`]: the gossip field vocabulary, the keys of [`NodeMeta::fields`].
 //! - `member.rs`: [`Member`] and the member table.
 //! - `swim.rs`: [`Membership`], its entry points, [`Input`], [`Output`], events.
 //! - `rules.rs`: how updates change members; refutation.
@@ -52,6 +53,7 @@
 mod awareness;
 mod broadcast;
 mod config;
+pub mod fields;
 mod member;
 mod message;
 mod probe;
