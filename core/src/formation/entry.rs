@@ -163,6 +163,14 @@ impl JoinCoordinator {
             self.queue.retain(|(q, _)| q.follower != req.follower);
             return JoinResponse::Refused(refusal);
         }
+        if self.serving() != Some(req.follower.as_str())
+            && self.stale_object_of(&req)
+            && !self.leaves.contains(&req.name)
+            && !matches!(&self.slot, Slot::Removing { name, .. } if *name == req.name)
+        {
+            // Removals go before joins: the follower's turn comes once its old object is gone.
+            self.leaves.push_back(req.name.clone());
+        }
         if self.serving() == Some(req.follower.as_str())
             && let Some(response) = self.in_flight_response()
         {
@@ -411,11 +419,26 @@ impl JoinCoordinator {
         }
         if node.ready && node.ip == Some(req.addr) {
             Some(EntryRefusal::AlreadyMember)
+        } else if self.stale_object_of(req) {
+            None
         } else {
             Some(EntryRefusal::NameTaken {
                 name: req.name.clone(),
             })
         }
+    }
+
+    /// Whether the cluster lists a NotReady Node object with the follower's name and address
+    /// that is no datastore member: what a join that never completed, or a `leave` whose
+    /// `remove-node` never came, leaves behind. The follower asking is alive with microk8s
+    /// ready and outside this cluster (else it would not ask), so the object is its own stale
+    /// one: it is removed before the follower's join instead of refusing the name for good.
+    /// A datastore member is never removed this way (that needs `--force`, an operator's call).
+    fn stale_object_of(&self, req: &JoinRequest) -> bool {
+        self.facts
+            .as_ref()
+            .and_then(|f| f.node(&req.name))
+            .is_some_and(|n| !n.ready && n.ip == Some(req.addr) && n.datastore.is_none())
     }
 
     /// Starts the next operation if nothing is in flight.

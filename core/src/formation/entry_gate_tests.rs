@@ -258,3 +258,86 @@ fn queued_followers_that_stop_asking_lose_their_place() {
     );
     assert!(c.status().queued.is_empty());
 }
+
+#[test]
+fn a_stale_object_of_the_follower_itself_is_removed_before_its_join() {
+    let mut c = coordinator(config());
+    // A join of host-a that never completed left a NotReady Node object, no datastore member.
+    let stale = ClusterNode {
+        datastore: None,
+        ..voter("host-a", "198.18.0.7", MemberState::Up)
+    };
+    let stale = ClusterNode {
+        ready: false,
+        ..stale
+    };
+    c.handle(
+        s(0),
+        Input::Facts(facts(vec![
+            voter("entry", "198.18.0.1", MemberState::Up),
+            stale.clone(),
+        ])),
+    );
+    let r = c.request(s(1), req("a", "198.18.0.7"));
+    assert!(matches!(r, JoinResponse::Wait { .. }), "{r:?}");
+    assert_eq!(
+        c.drain_outputs(),
+        [Output::RemoveNode {
+            name: "host-a".into(),
+            force: false
+        }]
+    );
+    // Another machine with that name but another address is still refused.
+    let other = JoinRequest {
+        name: "host-a".into(),
+        ..req("z", "198.18.0.99")
+    };
+    assert_eq!(
+        c.request(s(1), other),
+        JoinResponse::Refused(EntryRefusal::NameTaken {
+            name: "host-a".into()
+        })
+    );
+    c.handle(
+        s(2),
+        Input::RemoveDone {
+            name: "host-a".into(),
+            outcome: Ok(()),
+        },
+    );
+    assert!(c.drain_outputs().contains(&Output::RefreshFacts));
+    c.handle(
+        s(3),
+        Input::Facts(facts(vec![voter("entry", "198.18.0.1", MemberState::Up)])),
+    );
+    c.request(s(3), req("a", "198.18.0.7"));
+    assert!(
+        add_node_token(&c.drain_outputs()).is_some(),
+        "then a is served"
+    );
+}
+
+#[test]
+fn a_stale_datastore_member_is_left_to_the_operator() {
+    let mut c = coordinator(config());
+    let stale = ClusterNode {
+        ready: false,
+        ..voter("host-a", "198.18.0.7", MemberState::Up)
+    };
+    c.handle(
+        s(0),
+        Input::Facts(facts(vec![
+            voter("entry", "198.18.0.1", MemberState::Up),
+            voter("host-b", "198.18.0.8", MemberState::Up),
+            voter("host-c", "198.18.0.9", MemberState::Up),
+            stale,
+        ])),
+    );
+    assert_eq!(
+        c.request(s(1), req("a", "198.18.0.7")),
+        JoinResponse::Refused(EntryRefusal::NameTaken {
+            name: "host-a".into()
+        })
+    );
+    assert!(c.drain_outputs().is_empty());
+}
