@@ -536,16 +536,17 @@ fn kubectl(config: &std::path::Path, args: &[&str]) -> (String, String, i32) {
 #[test]
 fn debian_kubectl_gets_labels_nodes_and_reads_configmaps() {
     if !kubectl_path().exists() {
-        let msg = format!(
-            "kubectl not found at {} (Debian kubernetes-client; tests/run provides it)",
+        let missing = [format!(
+            "kubectl at {} (Debian kubernetes-client; tests/run provides it)",
             kubectl_path().display()
+        )];
+        // The one skip policy: a loud SKIPPED here, a failure in CI.
+        let decision = muster_lab::decide(
+            "debian_kubectl_gets_labels_nodes_and_reads_configmaps",
+            &missing,
+            muster_lab::caps::in_ci(),
         );
-        // A missing capability is a failure in CI, a loud skip elsewhere.
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true" && v != "1"),
-            "{msg}"
-        );
-        eprintln!("*** SKIPPED debian_kubectl_gets_labels_nodes_and_reads_configmaps: {msg} ***");
+        assert!(muster_lab::caps::enforce(decision).is_none());
         return;
     }
     let lab = Lab::new(34, &["alpha", "beta"], fast_config());
