@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use super::cluster::{ClusterState, NodeKind, Role};
 use super::daemon::{Daemon, PendingJoin, now_ms};
+use super::replica::{ClusterState, NodeKind, Role};
 use super::state_dir::{AGENT_PORT, Lock, pem};
 
 /// Header carrying the SHA-256 of the host's server certificate.

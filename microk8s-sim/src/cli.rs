@@ -1,4 +1,4 @@
-//! The `microk8s` executable of the simulator (the muster binary called as `microk8s`).
+//! The `microk8s` executable of the simulator (the `microk8s-sim` binary called as `microk8s`).
 //!
 //! Finds the host's state directory (`MUSTER_SIM_STATE`, else a `microk8s.sim-state` file
 //! holding the path next to the `microk8s` link), runs the wrappers' file checks and the

@@ -2,7 +2,7 @@
 //!
 //! Owns the [`SimConfig`] of one simulated host's daemon and how it is read from the
 //! environment (`MUSTER_SIM_*`). It does not own the per-host identity (see `state_dir`)
-//! nor the cluster rules (see `cluster`).
+//! nor the cluster rules (see `replica`).
 
 use std::time::Duration;
 

@@ -24,12 +24,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::agent::{self, Heartbeat, HeartbeatReply};
-use super::cluster::{
-    ClusterState, Member, NodeKind, NodeRecord, Readiness, WriteError, node_labels, random_uid,
-};
 use super::config::{SilentFailure, SimConfig};
 use super::control::{Frame, Output, Request};
 use super::http::{self, HttpError, Response};
+use super::replica::{
+    ClusterState, Member, NodeKind, NodeRecord, Readiness, WriteError, node_labels, random_uid,
+};
 use super::state_dir::{
     AGENT_PORT, API_PORT, HostInfo, LocalMembership, Lock, StateDir, StateError,
 };

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use super::cluster::Role;
+use super::replica::Role;
 
 /// `$SNAP` revision used in paths the real tools print.
 pub const SNAP_REVISION: &str = "7229";

@@ -15,12 +15,12 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::agent::{CERT_HEADER, CompleteRequest, CompleteResponse, JoinRequest, JoinResponse};
-use super::cluster::NodeKind;
 use super::config::SilentFailure;
 use super::control::Output;
 use super::daemon::Daemon;
 use super::format;
 use super::http::{self, HttpError};
+use super::replica::NodeKind;
 use super::state_dir::{AGENT_PORT, LocalMembership, Lock};
 
 /// The real agent's request deadline.

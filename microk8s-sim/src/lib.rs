@@ -1,7 +1,8 @@
 //! The microk8s simulator used by `muster demo` and the tests.
 //!
-//! It behaves as the `microk8s` CLI of the 1.28+/1.29+ line (see `/work/shared/microk8s-cli.md`)
-//! for the commands muster drives, byte for byte in its outputs, messages and exit codes, with
+//! It behaves as the `microk8s` CLI of the 1.28+/1.29+ line (as the upstream wrapper scripts,
+//! cluster agent and go-dqlite behave; the agent's parser fixtures in
+//! `agent/tests/fixtures/microk8s/` hold the byte-exact outputs) for the commands muster drives, byte for byte in its outputs, messages and exit codes, with
 //! per-host state and a per-host daemon that really talks over the network.
 //!
 //! # Pieces
@@ -23,7 +24,7 @@
 //!   `microk8s` link and its state file), `serve --state-dir S --bind IP --hostname H --ip IP`
 //!   (the daemon), `wait --state-dir S --timeout-ms N` (exit 0 once the daemon answers). The
 //!   CLI is the contract; `muster demo`, which may not link this crate, spawns the same ones.
-//! - **Cluster state** (`cluster`): held, as in reality, by the control planes: each control
+//! - **Cluster state** (`replica`): held, as in reality, by the control planes: each control
 //!   plane's daemon keeps a replica (dqlite members with voter/standby/spare roles, Node
 //!   objects, namespaces, ConfigMaps). A write happens on the daemon that performs it (the
 //!   entry for joins, the node running `remove-node`, the API server for kubectl/kube-rs
@@ -73,7 +74,6 @@
 pub mod agent;
 pub mod args;
 pub mod cli;
-pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -86,6 +86,7 @@ pub mod loopback;
 pub mod machine;
 pub mod nodes;
 pub mod ops;
+pub mod replica;
 pub mod state_dir;
 pub mod tokens;
 

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{NodeKind, Role};
 use crate::config::{LatencyProfile, SimConfig};
 use crate::daemon::{Daemon, now_ms};
+use crate::replica::{NodeKind, Role};
 use crate::state_dir::StateDir;
 
 /// Fast knobs for tests: no latency, quick liveness.

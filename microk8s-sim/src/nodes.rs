@@ -3,13 +3,13 @@
 //! Owns the Node object layout (labels, addresses, Ready condition, nodeInfo), the `Table`
 //! objects the API server returns to kubectl, the `kubectl get nodes` table and `-o json`
 //! text, apimachinery's `HumanDuration`, and `Status` error objects. Serving them is
-//! `kubeapi`'s job; deciding readiness is `cluster`'s.
+//! `kubeapi`'s job; deciding readiness is `replica`'s.
 
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::cluster::{NodeRecord, Readiness};
+use super::replica::{NodeRecord, Readiness};
 
 /// RFC 3339 UTC timestamp (seconds) of a Unix-millisecond time.
 pub fn rfc3339(ms: u64) -> String {
@@ -283,7 +283,7 @@ pub fn status_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{NodeKind, node_labels};
+    use crate::replica::{NodeKind, node_labels};
 
     fn rec(name: &str, ip: &str, created_ms: u64) -> NodeRecord {
         NodeRecord {

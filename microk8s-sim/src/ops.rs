@@ -9,12 +9,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::agent::RemoveMember;
-use super::cluster::{ClusterState, Member, NodeKind, Readiness, Role};
 use super::control::{Output, Request};
 use super::daemon::{Daemon, now_ms};
 use super::format::{self, ADDONS, StatusView, addon_enabled};
 use super::join::{self, JoinPlan};
 use super::nodes;
+use super::replica::{ClusterState, Member, NodeKind, Readiness, Role};
 use super::state_dir::{LocalMembership, Lock};
 
 /// Runs one CLI request.

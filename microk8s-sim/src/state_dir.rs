@@ -17,7 +17,7 @@
 //! DIR/sim.sock                           the daemon's socket for the `microk8s` CLI
 //! ```
 //!
-//! It does not decide anything about clusters (see `cluster`) or serve anything (see `daemon`).
+//! It does not decide anything about clusters (see `replica`) or serve anything (see `daemon`).
 
 use std::fs;
 use std::io;
@@ -28,7 +28,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::cluster::{ClusterState, NodeKind};
+use super::replica::{ClusterState, NodeKind};
 use super::tokens::TokenStore;
 
 /// The cluster agent's port.

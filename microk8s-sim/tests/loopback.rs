@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use microk8s_sim::cluster::Role;
 use microk8s_sim::config::{LatencyProfile, SilentFailure, SimConfig};
 use microk8s_sim::loopback::{Lab, fast_config, status_of};
+use microk8s_sim::replica::Role;
 
 #[test]
 fn fresh_node_reports_single_voter_on_loopback() {

@@ -19,10 +19,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::cluster::{ClusterState, random_uid};
 use crate::daemon::{Daemon, now_ms};
 use crate::nodes::{self, NODE_COLUMNS, human_duration, rfc3339, status_failure};
 use crate::ops::node_objects;
+use crate::replica::{ClusterState, random_uid};
 use crate::state_dir::DEFAULT_VERSION;
 
 mod objects;
@@ -396,7 +396,7 @@ fn update_node(
     let result = d.write(move |c, _, _| {
         let rv = c.next_rv();
         let node = c.nodes.get_mut(&name_owned)?;
-        let mut obj = nodes::node_object(node, super::cluster::Readiness::Ready, now);
+        let mut obj = nodes::node_object(node, super::replica::Readiness::Ready, now);
         update(&mut obj);
         node.labels = string_map(&obj["metadata"]["labels"]);
         node.annotations = string_map(&obj["metadata"]["annotations"]);
