@@ -360,7 +360,6 @@ impl World {
     }
 }
 
-#[path = "fake_ops.rs"]
 mod ops;
 
 #[cfg(test)]
