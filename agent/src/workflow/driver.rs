@@ -4,7 +4,7 @@
 //!
 //! State kept here is what the cores cannot keep: the reply channels of callers waiting for a
 //! vote or a join answer, the latest view and facts, the probe schedule of the facts (an
-//! explicit [`Probe`] state), and what was last published (fields, status).
+//! explicit `Probe` state), and what was last published (fields, status).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};

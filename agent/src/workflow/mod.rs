@@ -7,13 +7,13 @@
 //!   values), feeds the cores, routes every core output to one effect, reply or journal
 //!   event, and publishes this node's gossiped fields (through the mesh) and its
 //!   [`FormationStatus`] on a `watch` channel it alone writes.
-//! - [`effects`]: one effect per output (a microk8s command through the adapter, a call to a
+//! - `effects`: one effect per output (a microk8s command through the adapter, a call to a
 //!   peer), each in a task that reports its typed result back to the inbox.
-//! - [`handle`]: the [`WorkflowHandle`] the API and the `Peer` service use, in domain types,
+//! - `handle`: the [`WorkflowHandle`] the API and the `Peer` service use, in domain types,
 //!   with a typed [`WorkflowError`].
 //! - [`outcome`]: the one mapping from the adapter's classified errors to the cores' typed
 //!   `Failure`s; [`facts`]: this node's microk8s facts and the views the cores read;
-//!   [`rpc`]: the peer RPC glue (protobuf conversions, the gRPC clients); [`status`]: what
+//!   [`rpc`]: the peer RPC glue (protobuf conversions, the gRPC clients); `status`: what
 //!   the workflow publishes; [`vote`]: the election's vote on disk.
 //!
 //! Does not own any decision: who the entry point is, when to join, when to check a join and
