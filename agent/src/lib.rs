@@ -7,9 +7,11 @@
 //! Layout:
 //! - [`cli`], [`config`], [`daemon`]: the binary's arguments, the one config struct, the
 //!   agent's lifecycle (start-up, shutdown with a deadline).
-//! - [`api`]: the gRPC services; the only place (with the mesh codec and the peer RPC glue)
-//!   where protobuf meets domain types.
-//! - [`mesh`]: the driver of the membership core (transport, codec, routes).
+//! - [`api`]: the gRPC services; the only place (with the mesh's wire code and the peer RPC
+//!   glue, `workflow::rpc`) where protobuf meets domain types. Internal channels carry domain
+//!   values; a test below keeps protobuf out of every other module.
+//! - [`mesh`]: the driver of the membership core, which sees only core messages, and its wire
+//!   (handle, codec, transport, served streams, routes).
 //! - [`workflow`]: the driver of the election and formation cores.
 //! - [`microk8s`]: the adapter (the narrow trait, the CLI implementation, the in-memory twin).
 //! - [`discovery`] (mDNS), [`resources`], [`netinfo`], [`identity`]: what the machine is.
@@ -31,3 +33,58 @@ pub mod netinfo;
 pub mod notify;
 pub mod resources;
 pub mod workflow;
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    /// Where protobuf may appear: the API, the peer RPC glue and the mesh's wire (with the
+    /// tests that are their children).
+    const WIRE: &[&str] = &[
+        "api/",
+        "workflow/rpc.rs",
+        "mesh/codec.rs",
+        "mesh/handle.rs",
+        "mesh/header.rs",
+        "mesh/routes.rs",
+        "mesh/serve.rs",
+        "mesh/serve_tests.rs",
+        "mesh/transport.rs",
+        "mesh/transport_tests.rs",
+    ];
+
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("source dir readable") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn protobuf_appears_only_at_the_wire() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&root, &mut files);
+        let offenders: Vec<String> = files
+            .iter()
+            .filter_map(|f| {
+                let rel = f.strip_prefix(&root).ok()?.to_string_lossy().into_owned();
+                if WIRE.iter().any(|w| rel.starts_with(w)) {
+                    return None;
+                }
+                let text = std::fs::read_to_string(f).ok()?;
+                // Split so that this file does not name what it looks for.
+                let needles = [concat!("muster", "_proto"), concat!("pb", "::")];
+                needles.iter().any(|n| text.contains(n)).then_some(rel)
+            })
+            .collect();
+        assert!(
+            offenders.is_empty(),
+            "protobuf outside the wire (convert at the API or in the mesh's wire code): {offenders:?}"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! The CLI side of the API: connecting to an agent over its unix socket or TCP, calling it,
-//! and turning every way that can fail into one clear line.
+//! and turning every way that can fail into one clear line. It also owns the demo's view of
+//! an agent ([`StatusClient`]), so that the demo never handles protobuf.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +12,7 @@ use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::render;
+use crate::demo::progress::{NodeSnapshot, Role};
 
 /// Which agent to talk to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,6 +164,42 @@ fn rpc_error(call: &'static str, status: tonic::Status) -> ClientError {
         status.message().to_owned()
     };
     ClientError::Rpc { call, message }
+}
+
+/// A connection to one agent that is asked for its status again and again (the demo's
+/// polling). Cheap to clone; a failed call leaves it to the caller to reconnect.
+#[derive(Clone, Debug)]
+pub struct StatusClient(AgentClient<Channel>);
+
+impl StatusClient {
+    /// Connects to the agent at `target`; `timeout` bounds the connection and each call.
+    pub async fn connect(target: &Target, timeout: Duration) -> Result<Self, ClientError> {
+        connect(target, timeout).await.map(StatusClient)
+    }
+
+    /// Asks for the agent's status, reduced to what the demo follows.
+    pub async fn node_snapshot(&mut self) -> Result<NodeSnapshot, ClientError> {
+        let reply = self
+            .0
+            .status(pb::StatusRequest {})
+            .await
+            .map_err(|s| rpc_error("status", s))?;
+        Ok(node_snapshot(&reply.into_inner()))
+    }
+}
+
+/// The part of a Status answer the demo follows.
+fn node_snapshot(s: &pb::StatusResponse) -> NodeSnapshot {
+    let c = s.cluster_state.clone().unwrap_or_default();
+    NodeSnapshot {
+        role: Role::parse(&s.role),
+        members_alive: s.members_alive,
+        entry_point: c.entry_point,
+        verified: c.verified,
+        ha: c.ha,
+        size: c.size,
+        conflict: c.conflict,
+    }
 }
 
 /// The client commands of the CLI.

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::Sources;
-use crate::events::EventBus;
+use crate::events::{AgentEvent, EventBus};
 use crate::journal::{Event, Field};
 use crate::microk8s::{Microk8s, Microk8sError};
 
@@ -152,18 +152,9 @@ impl pb::agent_server::Agent for AgentService {
         // The first message confirms the subscription, so a client knows from when on it
         // sees every event.
         let node = self.sources.mesh.borrow().view.local.meta.name.clone();
-        let _ = tx
-            .send(Ok(pb::Event {
-                unix_ms: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0),
-                event: Event::WatchStarted.name().to_owned(),
-                message: format!("following the events of {node}"),
-                node,
-                fields: Default::default(),
-            }))
-            .await;
+        let message = format!("following the events of {node}");
+        let started = AgentEvent::now(Event::WatchStarted, node, message);
+        let _ = tx.send(Ok(event_to_pb(started))).await;
         // One forwarding task per subscriber; it ends when the client goes away or the agent
         // stops, so an open `muster events` never holds up the drain. A subscriber that lags
         // behind the backlog skips what it missed: `muster events` is a live view.
@@ -176,7 +167,7 @@ impl pb::agent_server::Agent for AgentService {
                 };
                 match event {
                     Ok(e) => {
-                        if tx.send(Ok(e)).await.is_err() {
+                        if tx.send(Ok(event_to_pb(e))).await.is_err() {
                             return;
                         }
                     }
@@ -187,5 +178,16 @@ impl pb::agent_server::Agent for AgentService {
         });
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// An event of the bus in its `WatchEvents` form.
+fn event_to_pb(e: AgentEvent) -> pb::Event {
+    pb::Event {
+        unix_ms: e.unix_ms,
+        event: e.event.name().to_owned(),
+        node: e.node,
+        message: e.message,
+        fields: e.fields.into_iter().collect(),
     }
 }

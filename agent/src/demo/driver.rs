@@ -12,18 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use muster_proto::v1 as pb;
-use pb::agent_client::AgentClient;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use super::hosts::{DemoCluster, Plan, SetupError};
-use super::progress::{NodeSnapshot, Observed, Progress, Role, assess};
+use super::progress::{NodeSnapshot, Observed, Progress, assess};
 use super::report::{self, End, Outcome};
 use super::{DemoArgs, Mode, effective_uid, userns};
-use crate::api::client::{Target, connect};
+use crate::api::client::{StatusClient, Target};
 
 /// How often the agents are asked for their status.
 const POLL: Duration = Duration::from_millis(500);
@@ -204,7 +201,7 @@ async fn follow(
         .iter()
         .map(|h| (h.name.clone(), h.socket()))
         .collect();
-    let mut clients: Vec<Option<AgentClient<Channel>>> = vec![None; sockets.len()];
+    let mut clients: Vec<Option<StatusClient>> = vec![None; sockets.len()];
     let deadline = started + timeout;
     loop {
         let observed = poll(&sockets, &mut clients).await;
@@ -237,7 +234,7 @@ async fn follow(
 /// One round: every agent's status, asked concurrently, reusing connections.
 async fn poll(
     sockets: &[(String, PathBuf)],
-    clients: &mut [Option<AgentClient<Channel>>],
+    clients: &mut [Option<StatusClient>],
 ) -> Vec<Observed> {
     let mut set = JoinSet::new();
     for (i, (_, socket)) in sockets.iter().enumerate() {
@@ -272,36 +269,20 @@ async fn poll(
 /// Asks one agent for its status, connecting first when needed; a failed call drops the
 /// connection so that the next round reconnects.
 async fn status_of(
-    client: Option<AgentClient<Channel>>,
+    client: Option<StatusClient>,
     socket: &Path,
-) -> (Option<AgentClient<Channel>>, Option<NodeSnapshot>) {
+) -> (Option<StatusClient>, Option<NodeSnapshot>) {
     let mut client = match client {
         Some(c) => c,
-        None => match connect(&Target::Socket(socket.to_owned()), CALL_TIMEOUT).await {
+        None => match StatusClient::connect(&Target::Socket(socket.to_owned()), CALL_TIMEOUT).await
+        {
             Ok(c) => c,
             Err(_) => return (None, None),
         },
     };
-    match tokio::time::timeout(CALL_TIMEOUT, client.status(pb::StatusRequest {})).await {
-        Ok(Ok(reply)) => {
-            let snapshot = snapshot(&reply.into_inner());
-            (Some(client), Some(snapshot))
-        }
+    match tokio::time::timeout(CALL_TIMEOUT, client.node_snapshot()).await {
+        Ok(Ok(snapshot)) => (Some(client), Some(snapshot)),
         _ => (None, None),
-    }
-}
-
-/// The part of a Status answer the demo follows.
-fn snapshot(s: &pb::StatusResponse) -> NodeSnapshot {
-    let c = s.cluster_state.clone().unwrap_or_default();
-    NodeSnapshot {
-        role: Role::parse(&s.role),
-        members_alive: s.members_alive,
-        entry_point: c.entry_point,
-        verified: c.verified,
-        ha: c.ha,
-        size: c.size,
-        conflict: c.conflict,
     }
 }
 

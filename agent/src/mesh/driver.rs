@@ -5,8 +5,13 @@
 //!
 //! The view goes out as a [`MeshView`] of domain values (the core's [`Member`]s with their
 //! status and the time of their last change) on a `watch` channel this driver alone writes;
-//! the workflow and the API subscribe ([`MeshHandle::view`]). Protobuf appears here only at
-//! the wire, through the codec.
+//! the workflow and the API subscribe ([`MeshHandle::view`]).
+//!
+//! The driver sees only core [`Message`]s: envelopes are decoded before they reach it (by
+//! [`MeshHandle::deliver`] and by the [`Transport`]'s streams) and encoded after it (by the
+//! handle for a delivery's immediate answers, by the transport for everything it sends).
+//! What those could not decode still comes here, as a rejection, so that the journal's rate
+//! limit for rejected messages lives in one place.
 //!
 //! The core's time is `tokio::time::Instant::now() - start` (tokio's clock, so tests can
 //! pause it); its randomness is seeded here, once.
@@ -15,21 +20,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use log::Level;
-use muster_proto::v1 as pb;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::codec;
+use super::codec::DecodeError;
+use super::handle::MeshHandle;
 use super::routes::Routes;
 use super::transport::{SendError, SendOutcome, Transport, TransportEvent};
 use crate::discovery::DiscoveryEvent;
 use crate::events::EventBus;
 use crate::journal::{Event, Field};
 use muster_core::membership::{
-    EventKind, Input, LocalPhase, Member, MemberEvent, Membership, MembershipConfig, NodeMeta,
-    Output, Status, View,
+    EventKind, Input, LocalPhase, Member, MemberEvent, Membership, MembershipConfig, Message,
+    NodeMeta, Output, Status, View,
 };
 
 /// The membership view as the mesh last published it: every member with its status and the
@@ -78,132 +83,22 @@ impl MeshView {
 
 /// How often one sender's rejected messages may reach the journal.
 const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(60);
-/// Longest time the `Peer` service waits for the driver to answer one envelope.
-const DELIVER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What the rest of the agent can ask of the mesh.
+/// What the rest of the agent can ask of the mesh: the driver's inbox, written through
+/// [`MeshHandle`].
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// An envelope from the `Peer` service; the reply gets the immediate answers.
+    /// A message from the `Peer` service; the reply gets the immediate answers for its sender.
     Deliver {
-        envelope: pb::Envelope,
-        reply: oneshot::Sender<Vec<pb::Envelope>>,
+        message: Message,
+        reply: oneshot::Sender<Vec<Message>>,
     },
+    /// An envelope from the `Peer` service that did not decode (logged, rate-limited).
+    Rejected { from: String, reason: DecodeError },
     /// A discovery hint.
     Discovery(DiscoveryEvent),
     /// New free-form metadata fields for this node (role, microk8s state, …).
     SetFields(BTreeMap<String, String>),
-}
-
-/// Why the mesh could not take an envelope.
-#[derive(Debug, thiserror::Error)]
-pub enum DeliverError {
-    /// The envelope names another cluster.
-    #[error("this agent belongs to cluster {ours:?}, not {theirs:?}")]
-    WrongCluster {
-        /// Our cluster.
-        ours: String,
-        /// The sender's.
-        theirs: String,
-    },
-    /// The mesh is not running (starting or stopped).
-    #[error("the membership mesh is not running")]
-    NotRunning,
-    /// The driver did not answer in time.
-    #[error("the membership mesh did not answer in time")]
-    Busy,
-}
-
-/// A cheap handle to the running mesh.
-#[derive(Clone, Debug)]
-pub struct MeshHandle {
-    tx: mpsc::Sender<Command>,
-    cluster: String,
-    stopped: CancellationToken,
-    routes: Routes,
-    view: watch::Receiver<MeshView>,
-}
-
-impl MeshHandle {
-    /// The membership view, updated by the mesh driver (its only writer) on every change.
-    pub fn view(&self) -> watch::Receiver<MeshView> {
-        self.view.clone()
-    }
-
-    /// Hands an envelope from a peer to the core and returns its immediate answers.
-    pub async fn deliver(&self, envelope: pb::Envelope) -> Result<Vec<pb::Envelope>, DeliverError> {
-        if envelope.cluster != self.cluster {
-            return Err(DeliverError::WrongCluster {
-                ours: self.cluster.clone(),
-                theirs: envelope.cluster,
-            });
-        }
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Deliver { envelope, reply })
-            .await
-            .map_err(|_| DeliverError::NotRunning)?;
-        match tokio::time::timeout(DELIVER_TIMEOUT, rx).await {
-            Ok(Ok(replies)) => Ok(replies),
-            Ok(Err(_)) => Err(DeliverError::NotRunning),
-            Err(_) => Err(DeliverError::Busy),
-        }
-    }
-
-    /// The registry where served streams offer themselves as the way to their opener.
-    pub fn routes(&self) -> &Routes {
-        &self.routes
-    }
-
-    /// Resolves once the driver has stopped.
-    pub async fn stopped(&self) {
-        self.stopped.cancelled().await;
-    }
-
-    /// Passes a discovery event to the core.
-    pub async fn discovered(&self, event: DiscoveryEvent) {
-        // A stopped mesh has no use for hints.
-        let _ = self.tx.send(Command::Discovery(event)).await;
-    }
-
-    /// Publishes free-form metadata fields of this node, merged over the current ones.
-    pub async fn set_fields(&self, fields: BTreeMap<String, String>) {
-        let _ = self.tx.send(Command::SetFields(fields)).await;
-    }
-}
-
-/// A handle whose driver is the test: it receives the commands, and cancelling the token
-/// stands for the driver stopping.
-#[cfg(test)]
-pub(crate) fn test_handle(
-    cluster: &str,
-) -> (MeshHandle, mpsc::Receiver<Command>, CancellationToken) {
-    let (handle, rx, stopped, _) = test_handle_with_view(cluster, test_member("local"));
-    (handle, rx, stopped)
-}
-
-/// Like [`test_handle`], with the view's writer, so that the test plays the mesh's view too.
-#[cfg(test)]
-pub(crate) fn test_handle_with_view(
-    cluster: &str,
-    local: Member,
-) -> (
-    MeshHandle,
-    mpsc::Receiver<Command>,
-    CancellationToken,
-    watch::Sender<MeshView>,
-) {
-    let (tx, rx) = mpsc::channel(16);
-    let stopped = CancellationToken::new();
-    let (view_tx, view) = watch::channel(MeshView::empty(local));
-    let handle = MeshHandle {
-        tx,
-        cluster: cluster.to_owned(),
-        stopped: stopped.clone(),
-        routes: Routes::default(),
-        view,
-    };
-    (handle, rx, stopped, view_tx)
 }
 
 /// An alive member named and identified `id`, for tests.
@@ -263,22 +158,28 @@ pub fn spawn(
         view: core.view(),
         epoch: start,
     });
-    let handle = MeshHandle {
+    let handle = MeshHandle::new(
         tx,
-        cluster: setup.cluster.clone(),
-        stopped: stopped.clone(),
-        routes: routes.clone(),
-        view: view.subscribe(),
-    };
+        setup.cluster.clone(),
+        stopped.clone(),
+        routes.clone(),
+        view.subscribe(),
+    );
     let local_id = core.local().id().to_owned();
     let send_timeout = probe_timeout.max(Duration::from_millis(100)) * 3;
     let driver = Driver {
         core,
         start,
-        cluster: setup.cluster,
         rx,
         transport_rx,
-        transport: Transport::new(local_id, routes, events_tx, send_timeout, tracker.clone()),
+        transport: Transport::new(
+            local_id,
+            setup.cluster,
+            routes,
+            events_tx,
+            send_timeout,
+            tracker.clone(),
+        ),
         stopped,
         view,
         events,
@@ -297,10 +198,16 @@ fn seed_from(id: &str) -> u64 {
     h.finish()
 }
 
+/// A delivery whose sender waits for the core's immediate answers to it.
+struct Waiting {
+    /// The sender: what the core sends to it during this step goes back in the reply.
+    from: String,
+    reply: oneshot::Sender<Vec<Message>>,
+}
+
 struct Driver {
     core: Membership,
     start: Instant,
-    cluster: String,
     rx: mpsc::Receiver<Command>,
     transport_rx: mpsc::Receiver<TransportEvent>,
     transport: Transport,
@@ -328,7 +235,7 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
-            let mut reply = None;
+            let mut waiting = None;
             tokio::select! {
                 _ = stop.cancelled(), if !leaving => {
                     leaving = true;
@@ -336,7 +243,7 @@ impl Driver {
                     self.core.leave(now);
                 }
                 cmd = self.rx.recv() => match cmd {
-                    Some(cmd) => reply = self.on_command(cmd),
+                    Some(cmd) => waiting = self.on_command(cmd),
                     None => return,
                 },
                 Some(ev) = self.transport_rx.recv() => self.on_transport(ev),
@@ -345,7 +252,7 @@ impl Driver {
                     self.core.tick(now);
                 }
             }
-            self.flush(reply);
+            self.flush(waiting);
             if self.core.phase() == LocalPhase::Left {
                 return;
             }
@@ -353,22 +260,15 @@ impl Driver {
     }
 
     /// Feeds one command to the core; for a delivery, returns who is waiting for answers.
-    fn on_command(&mut self, cmd: Command) -> Option<(String, oneshot::Sender<Vec<pb::Envelope>>)> {
+    fn on_command(&mut self, cmd: Command) -> Option<Waiting> {
         let now = self.now();
         match cmd {
-            Command::Deliver { envelope, reply } => {
-                let from = envelope.from.clone();
-                match codec::decode(envelope) {
-                    Ok(msg) => {
-                        self.core.handle(now, Input::Message(msg));
-                        return Some((from, reply));
-                    }
-                    Err(e) => {
-                        self.log_rejected(&from, &e.to_string());
-                        let _ = reply.send(Vec::new());
-                    }
-                }
+            Command::Deliver { message, reply } => {
+                let from = message.from.clone();
+                self.core.handle(now, Input::Message(message));
+                return Some(Waiting { from, reply });
             }
+            Command::Rejected { from, reason } => self.log_rejected(&from, &reason.to_string()),
             Command::Discovery(DiscoveryEvent::Seen(peer)) => {
                 if let Some(addr) = peer.addrs.first() {
                     self.core.handle(
@@ -403,16 +303,9 @@ impl Driver {
     fn on_transport(&mut self, ev: TransportEvent) {
         let now = self.now();
         match ev {
-            TransportEvent::Received(env) => {
-                if env.cluster != self.cluster {
-                    self.log_rejected(&env.from, "reply from another cluster");
-                    return;
-                }
-                let from = env.from.clone();
-                match codec::decode(env) {
-                    Ok(msg) => self.core.handle(now, Input::Message(msg)),
-                    Err(e) => self.log_rejected(&from, &e.to_string()),
-                }
+            TransportEvent::Received(msg) => self.core.handle(now, Input::Message(msg)),
+            TransportEvent::Rejected { from, reason } => {
+                self.log_rejected(&from, &reason.to_string());
             }
             TransportEvent::Failed {
                 to,
@@ -430,17 +323,16 @@ impl Driver {
 
     /// Carries out the core's outputs. Messages for the peer that is waiting on a delivery go
     /// back in its reply; everything else is sent on its own.
-    fn flush(&mut self, mut reply: Option<(String, oneshot::Sender<Vec<pb::Envelope>>)>) {
+    fn flush(&mut self, mut waiting: Option<Waiting>) {
         let mut immediate = Vec::new();
         let mut changed = false;
         for out in self.core.drain_outputs() {
             match out {
                 Output::Send { to, addr, msg } => {
-                    let envelope = codec::encode(&self.cluster, &msg);
-                    if reply.as_ref().is_some_and(|(from, _)| *from == to) {
-                        immediate.push(envelope);
+                    if waiting.as_ref().is_some_and(|w| w.from == to) {
+                        immediate.push(msg);
                     } else {
-                        self.send(to, &addr, envelope);
+                        self.send(to, &addr, &msg);
                     }
                 }
                 Output::Event(ev) => {
@@ -450,16 +342,16 @@ impl Driver {
                 Output::Rejected { from, reason } => self.log_rejected(&from, &reason.to_string()),
             }
         }
-        if let Some((_, tx)) = reply.take() {
-            let _ = tx.send(immediate);
+        if let Some(w) = waiting.take() {
+            let _ = w.reply.send(immediate);
         }
         if changed {
             self.publish();
         }
     }
 
-    fn send(&mut self, to: String, addr: &str, envelope: pb::Envelope) {
-        match self.transport.send(to.clone(), addr, envelope) {
+    fn send(&mut self, to: String, addr: &str, msg: &Message) {
+        match self.transport.send(to.clone(), addr, msg) {
             Ok(()) => {}
             Err(e @ SendError::BadAddress { .. }) => self.log_rejected(&to, &e.to_string()),
             // A stuck stream loses messages like a lossy network; the core copes.

@@ -1,6 +1,6 @@
 //! The receiving end of a `Peer.Stream`: each envelope a peer sends is completed from the
-//! stream's header, handed to the mesh driver, and the driver's immediate answers for that
-//! peer go back on the same stream. Once the peer has identified itself, the stream is also
+//! stream's header, handed to the mesh (decoded by [`MeshHandle::deliver`] on its way to the
+//! driver), and the driver's immediate answers for that peer go back on the same stream. Once the peer has identified itself, the stream is also
 //! registered as the route for everything else the driver sends to that peer
 //! ([`super::routes`]), so that the pair needs no second connection. The stream ends when the
 //! peer closes it, when the mesh stops (so the gRPC server's graceful shutdown never waits on
@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
 
-use super::driver::{DeliverError, MeshHandle};
+use super::handle::{DeliverError, MeshHandle};
 use super::header::{Compressor, Expander};
 use super::transport::PEER_QUEUE;
 

@@ -1,7 +1,11 @@
 //! Tests of the served stream against a stand-in driver.
 
+use muster_core::membership::{Message, Payload};
+
 use super::*;
-use crate::mesh::driver::{Command, test_handle};
+use crate::mesh::codec;
+use crate::mesh::driver::Command;
+use crate::mesh::handle::test_handle;
 
 fn ping(from: &str, target: &str, seq: u64) -> pb::Envelope {
     pb::Envelope {
@@ -29,6 +33,11 @@ fn ack(from: &str, seq: u64) -> pb::Envelope {
     }
 }
 
+/// [`ack`] as the driver answers it: a core message.
+fn ack_message(from: &str, seq: u64) -> Message {
+    codec::decode(ack(from, seq)).expect("an ack decodes")
+}
+
 #[tokio::test]
 async fn answers_go_back_on_the_stream_compressed() {
     let (handle, mut driver, _stop) = test_handle("lab");
@@ -36,13 +45,13 @@ async fn answers_go_back_on_the_stream_compressed() {
     let mut answers = serve(handle, "b".into(), ReceiverStream::new(in_rx));
     // The stand-in driver acks every ping with the sequence number it got.
     tokio::spawn(async move {
-        while let Some(Command::Deliver { envelope, reply }) = driver.recv().await {
-            let Some(pb::envelope::Payload::Ping(p)) = envelope.payload else {
+        while let Some(Command::Deliver { message, reply }) = driver.recv().await {
+            let Payload::Ping { seq, target, .. } = message.payload else {
                 continue;
             };
-            assert_eq!(p.target, "b", "empty targets mean the receiver");
-            assert_eq!(envelope.from, "a", "the header is inherited");
-            let _ = reply.send(vec![ack("b", p.seq)]);
+            assert_eq!(target, "b", "empty targets mean the receiver");
+            assert_eq!(message.from, "a", "the header is inherited");
+            let _ = reply.send(vec![ack_message("b", seq)]);
         }
     });
     in_tx.send(Ok(ping("a", "b", 1))).await.expect("open");
@@ -72,7 +81,7 @@ async fn once_the_peer_is_known_the_stream_carries_the_drivers_messages_to_it() 
     assert!(!routes.has("a"), "unknown before its first envelope");
     tokio::spawn(async move {
         while let Some(Command::Deliver { reply, .. }) = driver.recv().await {
-            let _ = reply.send(vec![ack("b", 1)]);
+            let _ = reply.send(vec![ack_message("b", 1)]);
         }
     });
     in_tx.send(Ok(ping("a", "b", 1))).await.expect("open");

@@ -10,6 +10,11 @@
 //!
 //! Per-peer queues are bounded and [`Transport::send`] never waits: a full queue drops the
 //! message. The server side of the stream lives in [`super::serve`].
+//!
+//! The transport is wire code: it owns the cluster name, encodes the core messages it is
+//! given and decodes what comes back, so the driver sends and receives core [`Message`]s
+//! only. An answer of another cluster, or one that does not decode, reaches the driver as
+//! [`TransportEvent::Rejected`] (the driver keeps the journal's rate limit for those).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,8 +28,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::task::TaskTracker;
 use tonic::transport::Endpoint;
 
+use super::codec::{self, DecodeError};
 use super::header::{Compressor, Expander};
 use super::routes::{RouteError, Routes};
+use muster_core::membership::Message;
 
 /// Messages one peer's queue holds (both before the stream and inside it) before dropping.
 pub const PEER_QUEUE: usize = 64;
@@ -42,8 +49,15 @@ pub enum SendOutcome {
 /// What the per-peer streams report to the driver.
 #[derive(Debug)]
 pub enum TransportEvent {
-    /// A peer sent this on one of our streams (its header already filled in).
-    Received(pb::Envelope),
+    /// A peer sent this on one of our streams (decoded, its header already filled in).
+    Received(Message),
+    /// A peer sent something on one of our streams that cannot reach the core.
+    Rejected {
+        /// The sender the envelope names.
+        from: String,
+        /// Why it was dropped.
+        reason: InboundError,
+    },
     /// Sending to member `to` failed.
     Failed {
         /// The member the failed message was for.
@@ -51,6 +65,17 @@ pub enum TransportEvent {
         /// How it failed.
         outcome: SendOutcome,
     },
+}
+
+/// Why an envelope a peer sent on one of our streams was dropped.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InboundError {
+    /// It names another cluster.
+    #[error("reply from another cluster")]
+    OtherCluster,
+    /// It does not decode to a core message.
+    #[error(transparent)]
+    Undecodable(#[from] DecodeError),
 }
 
 /// Why [`Transport::send`] did not queue a message.
@@ -82,6 +107,7 @@ struct Outgoing {
 #[derive(Debug)]
 pub struct Transport {
     local_id: String,
+    cluster: String,
     routes: Routes,
     peers: HashMap<String, mpsc::Sender<Outgoing>>,
     events: mpsc::Sender<TransportEvent>,
@@ -97,11 +123,12 @@ impl std::fmt::Debug for Outgoing {
 }
 
 impl Transport {
-    /// The transport of node `local_id`, reporting to `events` and sending over the streams
-    /// peers opened to us where `routes` has one; `timeout` bounds connecting and opening a
-    /// stream.
+    /// The transport of node `local_id` of `cluster`, reporting to `events` and sending over
+    /// the streams peers opened to us where `routes` has one; `timeout` bounds connecting and
+    /// opening a stream.
     pub fn new(
         local_id: String,
+        cluster: String,
         routes: Routes,
         events: mpsc::Sender<TransportEvent>,
         timeout: Duration,
@@ -109,6 +136,7 @@ impl Transport {
     ) -> Self {
         Transport {
             local_id,
+            cluster,
             routes,
             peers: HashMap::new(),
             events,
@@ -118,15 +146,10 @@ impl Transport {
         }
     }
 
-    /// Queues `envelope` for member `to` at `addr`: on our stream to it, else on the stream it
+    /// Queues `msg` for member `to` at `addr`: on our stream to it, else on the stream it
     /// opened to us, else on a new stream of ours.
-    pub fn send(
-        &mut self,
-        to: String,
-        addr: &str,
-        envelope: pb::Envelope,
-    ) -> Result<(), SendError> {
-        let envelope = Box::new(envelope);
+    pub fn send(&mut self, to: String, addr: &str, msg: &Message) -> Result<(), SendError> {
+        let envelope = Box::new(codec::encode(&self.cluster, msg));
         if self.peers.contains_key(addr)
             && Routes::yields_to(&self.local_id, &to)
             && self.routes.has(&to)
@@ -170,6 +193,7 @@ impl Transport {
         let _ = tx.try_send(msg);
         let peer = PeerTask {
             endpoint,
+            cluster: self.cluster.clone(),
             rx,
             events: self.events.clone(),
             timeout: self.timeout,
@@ -208,6 +232,8 @@ enum SessionEnd {
 /// One peer's stream, across reconnects.
 struct PeerTask {
     endpoint: Endpoint,
+    /// Answers must name this cluster.
+    cluster: String,
     rx: mpsc::Receiver<Outgoing>,
     events: mpsc::Sender<TransportEvent>,
     timeout: Duration,
@@ -318,7 +344,7 @@ impl PeerTask {
                             continue;
                         }
                         compressor.set_peer(&env.from);
-                        if self.events.send(TransportEvent::Received(env)).await.is_err() {
+                        if self.events.send(answer_event(&self.cluster, env)).await.is_err() {
                             return SessionEnd::Forgotten;
                         }
                     }
@@ -334,6 +360,24 @@ impl PeerTask {
                 },
             }
         }
+    }
+}
+
+/// An answer of a peer (its header filled in) as the driver takes it.
+fn answer_event(cluster: &str, env: pb::Envelope) -> TransportEvent {
+    if env.cluster != cluster {
+        return TransportEvent::Rejected {
+            from: env.from,
+            reason: InboundError::OtherCluster,
+        };
+    }
+    let from = env.from.clone();
+    match codec::decode(env) {
+        Ok(msg) => TransportEvent::Received(msg),
+        Err(e) => TransportEvent::Rejected {
+            from,
+            reason: e.into(),
+        },
     }
 }
 

@@ -9,8 +9,11 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
+use muster_core::membership::Payload;
+
 use super::*;
-use crate::mesh::driver::{Command, MeshHandle, test_handle};
+use crate::mesh::driver::Command;
+use crate::mesh::handle::{MeshHandle, test_handle};
 use crate::mesh::serve;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -76,14 +79,14 @@ struct TestServer {
 
 impl TestServer {
     async fn start(listener: TcpListener) -> Self {
-        let (mesh, mut driver, mesh_stopped) = test_handle("lab");
+        let (mesh, mut driver, mesh_stopped) = test_handle(CLUSTER);
         tokio::spawn(async move {
             while let Some(cmd) = driver.recv().await {
-                if let Command::Deliver { envelope, reply } = cmd
-                    && let Some(pb::envelope::Payload::Ping(p)) = envelope.payload
+                if let Command::Deliver { message, reply } = cmd
+                    && let Payload::Ping { seq, target, .. } = message.payload
                 {
-                    assert_eq!(p.target, "b");
-                    let _ = reply.send(vec![ack(p.seq)]);
+                    assert_eq!(target, "b");
+                    let _ = reply.send(vec![ack(seq)]);
                 }
             }
         });
@@ -114,29 +117,30 @@ impl TestServer {
     }
 }
 
-fn ping(seq: u64) -> pb::Envelope {
-    pb::Envelope {
-        cluster: "lab".into(),
+/// The cluster of every node in these tests.
+const CLUSTER: &str = "lab";
+
+fn ping(seq: u64) -> Message {
+    Message {
         from: "a".into(),
         from_addr: "127.0.0.1:1".into(),
-        payload: Some(pb::envelope::Payload::Ping(pb::SwimPing {
+        payload: Payload::Ping {
             seq,
             target: "b".into(),
             updates: vec![],
-        })),
+        },
     }
 }
 
-fn ack(seq: u64) -> pb::Envelope {
-    pb::Envelope {
-        cluster: "lab".into(),
+fn ack(seq: u64) -> Message {
+    Message {
         from: "b".into(),
         from_addr: "127.0.0.1:2".into(),
-        payload: Some(pb::envelope::Payload::Ack(pb::SwimAck {
+        payload: Payload::Ack {
             seq,
             updates: vec![],
             view_checksum: 0,
-        })),
+        },
     }
 }
 
@@ -149,7 +153,7 @@ async fn next_event(events: &mut mpsc::Receiver<TransportEvent>) -> TransportEve
 
 async fn expect_ack(events: &mut mpsc::Receiver<TransportEvent>, seq: u64) {
     match next_event(events).await {
-        TransportEvent::Received(env) => assert_eq!(env, ack(seq), "header restored"),
+        TransportEvent::Received(msg) => assert_eq!(msg, ack(seq), "header restored"),
         other => panic!("expected ack {seq}, got {other:?}"),
     }
 }
@@ -159,6 +163,7 @@ fn transport(tracker: &TaskTracker) -> (Transport, mpsc::Receiver<TransportEvent
     (
         Transport::new(
             "a".into(),
+            CLUSTER.into(),
             crate::mesh::routes::Routes::default(),
             tx,
             Duration::from_secs(2),
@@ -176,7 +181,7 @@ async fn acks_come_back_on_the_stream_and_it_reopens_after_a_restart() {
     let tracker = TaskTracker::new();
     let (mut t, mut events) = transport(&tracker);
     for seq in 1..=3 {
-        t.send("b".into(), &addr, ping(seq)).expect("queued");
+        t.send("b".into(), &addr, &ping(seq)).expect("queued");
         expect_ack(&mut events, seq).await;
     }
     assert_eq!(t.len(), 1, "one stream per peer");
@@ -186,15 +191,18 @@ async fn acks_come_back_on_the_stream_and_it_reopens_after_a_restart() {
     let server = TestServer::start(listener).await;
     let mut acked = false;
     for seq in 10..20 {
-        t.send("b".into(), &addr, ping(seq)).expect("queued");
+        t.send("b".into(), &addr, &ping(seq)).expect("queued");
         match next_event(&mut events).await {
-            TransportEvent::Received(env) => {
-                assert_eq!(env, ack(seq));
+            TransportEvent::Received(msg) => {
+                assert_eq!(msg, ack(seq));
                 acked = true;
                 break;
             }
             // The message that found the old stream broken may be lost or refused.
             TransportEvent::Failed { to, .. } => assert_eq!(to, "b"),
+            TransportEvent::Rejected { from, reason } => {
+                panic!("the answer from {from} was rejected: {reason}")
+            }
         }
     }
     assert!(acked, "the stream reopened after the restart");
@@ -217,25 +225,26 @@ async fn a_member_that_opened_a_stream_to_us_is_sent_to_over_it() {
     // Node "c" first opens its own stream to "b" (nothing listens; it keeps retrying).
     let mut t = Transport::new(
         "c".into(),
+        CLUSTER.into(),
         routes.clone(),
         events_tx,
         Duration::from_secs(2),
         tracker.clone(),
     );
-    t.send("b".into(), &addr, ping(1)).expect("queued");
+    t.send("b".into(), &addr, &ping(1)).expect("queued");
     assert_eq!(t.len(), 1);
     // Then "b" opens one to "c": "c" has the higher id, so it gives its own up and uses b's.
     let (route_tx, mut route_rx) = mpsc::channel(8);
     let guard = routes.register("b", route_tx);
-    t.send("b".into(), &addr, ping(2)).expect("queued");
+    t.send("b".into(), &addr, &ping(2)).expect("queued");
     assert_eq!(t.len(), 0, "c's own stream is closed");
     assert_eq!(
         route_rx.try_recv().expect("on b's stream").payload,
-        ping(2).payload
+        codec::encode(CLUSTER, &ping(2)).payload
     );
     // When b's stream ends, c opens its own again.
     drop(guard);
-    t.send("b".into(), &addr, ping(3)).expect("queued");
+    t.send("b".into(), &addr, &ping(3)).expect("queued");
     assert_eq!(t.len(), 1);
 }
 
@@ -249,16 +258,17 @@ async fn the_lower_id_keeps_its_own_stream_when_both_exist() {
     let (events_tx, mut events) = mpsc::channel(64);
     let mut t = Transport::new(
         "a".into(),
+        CLUSTER.into(),
         routes.clone(),
         events_tx,
         Duration::from_secs(2),
         tracker.clone(),
     );
-    t.send("b".into(), &addr, ping(1)).expect("queued");
+    t.send("b".into(), &addr, &ping(1)).expect("queued");
     expect_ack(&mut events, 1).await;
     let (route_tx, mut route_rx) = mpsc::channel(8);
     let _guard = routes.register("b", route_tx);
-    t.send("b".into(), &addr, ping(2)).expect("queued");
+    t.send("b".into(), &addr, &ping(2)).expect("queued");
     expect_ack(&mut events, 2).await;
     assert_eq!(t.len(), 1);
     assert!(route_rx.try_recv().is_err(), "b's stream was not used");
@@ -272,7 +282,7 @@ async fn a_refused_connection_fails_fast_once_per_member() {
     drop(listener);
     let tracker = TaskTracker::new();
     let (mut t, mut events) = transport(&tracker);
-    t.send("b".into(), &addr, ping(1)).expect("queued");
+    t.send("b".into(), &addr, &ping(1)).expect("queued");
     match next_event(&mut events).await {
         TransportEvent::Failed {
             to,
@@ -281,7 +291,7 @@ async fn a_refused_connection_fails_fast_once_per_member() {
         other => panic!("expected a fast failure, got {other:?}"),
     }
     // The next message tries again (a peer may come back).
-    t.send("b".into(), &addr, ping(2)).expect("queued");
+    t.send("b".into(), &addr, &ping(2)).expect("queued");
     assert!(matches!(
         next_event(&mut events).await,
         TransportEvent::Failed {
@@ -306,7 +316,7 @@ async fn a_stuck_peer_fills_its_queue_without_blocking() {
     let (mut t, _events) = transport(&tracker);
     let mut full = 0;
     for seq in 0..(3 * PEER_QUEUE as u64) {
-        match t.send("b".into(), &addr, ping(seq)) {
+        match t.send("b".into(), &addr, &ping(seq)) {
             Ok(()) => {}
             Err(SendError::QueueFull(_)) => full += 1,
             Err(e) => panic!("unexpected {e}"),
@@ -324,8 +334,35 @@ fn bad_addresses_are_refused_before_any_task_starts() {
     rt.block_on(async {
         let tracker = TaskTracker::new();
         let (mut t, _events) = transport(&tracker);
-        let err = t.send("b".into(), "not an address\n", ping(1));
+        let err = t.send("b".into(), "not an address\n", &ping(1));
         assert!(matches!(err, Err(SendError::BadAddress { .. })));
         assert!(t.is_empty());
     });
+}
+
+#[test]
+fn answers_of_another_cluster_or_that_do_not_decode_are_rejected() {
+    match answer_event(CLUSTER, codec::encode(CLUSTER, &ack(1))) {
+        TransportEvent::Received(msg) => assert_eq!(msg, ack(1)),
+        other => panic!("expected the ack, got {other:?}"),
+    }
+    match answer_event(CLUSTER, codec::encode("other", &ack(1))) {
+        TransportEvent::Rejected { from, reason } => {
+            assert_eq!(from, "b");
+            assert_eq!(reason, InboundError::OtherCluster);
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    let mut empty = codec::encode(CLUSTER, &ack(1));
+    empty.payload = None;
+    match answer_event(CLUSTER, empty) {
+        TransportEvent::Rejected { from, reason } => {
+            assert_eq!(from, "b");
+            assert_eq!(
+                reason,
+                InboundError::Undecodable(DecodeError::NoPayload("b".into()))
+            );
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
 }
