@@ -15,7 +15,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::events::EventBus;
 use crate::mesh::MeshView;
-use crate::mesh::driver::{Command, test_handle_with_view, test_member};
+use crate::mesh::driver::{Command, test_member};
+use crate::mesh::handle::test_handle_with_view;
 use crate::microk8s::{FakeMicrok8s, JoinFault, MemoryCluster};
 use crate::workflow::outcome::rpc_failure;
 use crate::workflow::rpc::{Call, JoinAnswer, JoinAsk, Peers};
