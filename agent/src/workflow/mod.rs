@@ -15,6 +15,8 @@
 //!   `Failure`s; [`facts`]: this node's microk8s facts and the views the cores read;
 //!   [`rpc`]: the peer RPC glue (protobuf conversions, the gRPC clients); `status`: what
 //!   the workflow publishes; [`vote`]: the election's vote on disk.
+//! - `sim/` (test-only): a deterministic simulation of whole agents (membership, election,
+//!   formation) against the in-memory twin of microk8s, with faults and invariant checks.
 //!
 //! Does not own any decision: who the entry point is, when to join, when to check a join and
 //! when to give up, how long to hold a follower's request, how fast to look at the cluster
@@ -26,6 +28,8 @@ pub mod facts;
 mod handle;
 pub mod outcome;
 pub mod rpc;
+#[cfg(test)]
+mod sim;
 mod status;
 pub mod vote;
 
