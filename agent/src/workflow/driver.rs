@@ -18,7 +18,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::effects::{Done, Effects, Joiner};
+use super::commands::Joiner;
+use super::effects::{Done, Effects};
 use super::facts::{self, LocalFacts, Mk8sState};
 use super::handle::{Inbox, Request, WorkflowHandle};
 use super::rpc::{JoinAnswer, JoinAsk, PeerClients, Peers, role_word};

@@ -1,6 +1,7 @@
 //! The workflow's effects: each carries out one output of a core (a microk8s command through
 //! the [`Microk8s`] adapter, a call to another agent through [`Peers`]) in a task of its own
-//! and reports its typed result back to the workflow's inbox as a [`Done`].
+//! and reports its typed result back to the workflow's inbox as a [`Done`]. The microk8s steps
+//! themselves are in `commands` (shared with the workflow simulation).
 //!
 //! Owns nothing but the means (the adapter, the peer clients, the inbox, the task tracker).
 //! Decides nothing: when to run what, how often and how long is the cores' business; the
@@ -8,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,17 +16,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use super::facts::{self, LocalFacts};
+use super::commands::{self, Joiner};
+use super::facts::LocalFacts;
 use super::handle::Inbox;
-use super::outcome::{self, failure};
+use super::outcome;
 use super::rpc::{JoinAnswer, JoinAsk, Peers};
 use crate::mesh::{MeshHandle, MeshView};
-use crate::microk8s::{Expected, JoinToken, JoinUrl, Microk8s, Role, Status, TokenTtl};
+use crate::microk8s::Microk8s;
 use muster_core::election::{Claim, ClaimReply, NodeId};
 use muster_core::formation::{Failure, FailureKind, JoinRole, Outcome};
-
-/// Longest wait for `microk8s status --wait-ready` in one attempt.
-const WAIT_READY: Duration = Duration::from_secs(120);
 
 /// What an effect reports when it is done.
 #[derive(Debug)]
@@ -78,25 +76,6 @@ pub(crate) enum Done {
     LeftOther(Outcome),
 }
 
-/// What a join check compares against: this node and the role it joined as.
-#[derive(Clone, Debug)]
-pub(crate) struct Joiner {
-    /// This node's name.
-    pub name: String,
-    /// The address it joined from.
-    pub ip: IpAddr,
-    /// The role it joined as.
-    pub role: JoinRole,
-}
-
-/// The adapter's role for a planner's join role.
-pub(crate) fn m8s_role(r: JoinRole) -> Role {
-    match r {
-        JoinRole::ControlPlane => Role::ControlPlane,
-        JoinRole::Worker => Role::Worker,
-    }
-}
-
 /// The means to carry out effects.
 pub(crate) struct Effects {
     microk8s: Arc<dyn Microk8s>,
@@ -139,17 +118,7 @@ impl Effects {
     pub fn probe(&self, remembered: Option<String>, version: Option<String>, was_running: bool) {
         let m8s = self.microk8s.clone();
         self.spawn(async move {
-            let version = match version {
-                Some(v) => Some(v),
-                None => m8s
-                    .version()
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|v| format!("{}.{}", v.major, v.minor)),
-            };
-            let facts =
-                facts::probe(m8s.as_ref(), remembered.as_deref(), version, was_running).await;
+            let facts = commands::probe(m8s.as_ref(), remembered, version, was_running).await;
             Done::Facts(Box::new(facts))
         });
     }
@@ -157,31 +126,14 @@ impl Effects {
     /// `microk8s status --wait-ready`.
     pub fn wait_ready(&self) {
         let m8s = self.microk8s.clone();
-        self.spawn(async move {
-            let outcome = match m8s.status(Some(WAIT_READY)).await {
-                Ok(Status::Running(_) | Status::Worker) => Ok(()),
-                Ok(other) => Err(Failure::new(
-                    FailureKind::NotRunning,
-                    format!("microk8s is not ready: {other:?}"),
-                )),
-                Err(e) => Err(failure(&e)),
-            };
-            Done::Ready(outcome)
-        });
+        self.spawn(async move { Done::Ready(commands::wait_ready(m8s.as_ref()).await) });
     }
 
     /// `microk8s add-node` with this token.
     pub fn add_node(&self, follower: NodeId, token: String, ttl: Duration) {
         let m8s = self.microk8s.clone();
         self.spawn(async move {
-            let result = match JoinToken::new(token) {
-                Ok(t) => m8s
-                    .add_node(&t, TokenTtl::Expires(ttl))
-                    .await
-                    .map(|o| o.urls.iter().map(|u| u.expose()).collect())
-                    .map_err(|e| failure(&e)),
-                Err(e) => Err(Failure::new(FailureKind::Other, e.to_string())),
-            };
+            let result = commands::add_node(m8s.as_ref(), token, ttl).await;
             Done::AddNode { follower, result }
         });
     }
@@ -190,11 +142,7 @@ impl Effects {
     pub fn remove_node(&self, name: String, force: bool) {
         let m8s = self.microk8s.clone();
         self.spawn(async move {
-            let outcome = m8s
-                .remove_node(&name, force)
-                .await
-                .map(drop)
-                .map_err(|e| failure(&e));
+            let outcome = commands::remove_node(m8s.as_ref(), &name, force).await;
             Done::Removed { name, outcome }
         });
     }
@@ -204,14 +152,7 @@ impl Effects {
         let m8s = self.microk8s.clone();
         self.spawn(async move {
             let started = Instant::now();
-            let outcome = match JoinUrl::parse(&url) {
-                Ok(u) => m8s
-                    .join(&u, m8s_role(role))
-                    .await
-                    .map(drop)
-                    .map_err(|e| failure(&e)),
-                Err(e) => Err(Failure::new(FailureKind::BadAnswer, e.to_string())),
-            };
+            let outcome = commands::join(m8s.as_ref(), &url, role).await;
             Done::Joined {
                 outcome,
                 took: started.elapsed(),
@@ -219,62 +160,27 @@ impl Effects {
         });
     }
 
-    /// One check of this node's join: microk8s here (a control plane Ready and in the
-    /// datastore lines, a worker acting as one) and the entry point's gossiped view.
+    /// One check of this node's join against the entry point `entry` of the mesh's view.
     pub fn check_joined(&self, entry: NodeId, joiner: Joiner) {
         let m8s = self.microk8s.clone();
         let view = self.view.clone();
         self.spawn(async move {
-            let by_entry = view
-                .borrow()
-                .get(&entry)
-                .map(|e| {
-                    facts::verified_by_entry(
-                        e,
-                        &joiner.name,
-                        Some(joiner.ip),
-                        m8s_role(joiner.role),
-                    )
-                })
-                .unwrap_or_else(|| Err("the entry point is not in the view".to_owned()))
-                .map_err(|detail| Failure::new(FailureKind::NotYetJoined, detail));
-            let local = match joiner.role {
-                JoinRole::ControlPlane => match (m8s.nodes().await, m8s.status(None).await) {
-                    (Ok(nodes), Ok(status)) => crate::microk8s::verify_joined(
-                        &nodes,
-                        Some(&status),
-                        &Expected {
-                            name: &joiner.name,
-                            ip: joiner.ip,
-                            role: Role::ControlPlane,
-                        },
-                    )
-                    .map_err(|e| Failure::new(FailureKind::NotYetJoined, e.to_string())),
-                    (Err(e), _) | (_, Err(e)) => Err(failure(&e)),
-                },
-                JoinRole::Worker => match m8s.status(None).await {
-                    Ok(Status::Worker) => Ok(()),
-                    Ok(other) => Err(Failure::new(
-                        FailureKind::NotYetJoined,
-                        format!("microk8s does not act as a worker: {other:?}"),
-                    )),
-                    Err(e) => Err(failure(&e)),
-                },
-            };
-            Done::Checked(local.and(by_entry))
+            // The entry's gossiped fields as they are now, before the commands run.
+            let entry = view.borrow().get(&entry).cloned();
+            Done::Checked(commands::check_joined(m8s.as_ref(), entry.as_ref(), &joiner).await)
         });
     }
 
     /// `microk8s leave` to reset a half-joined node.
     pub fn reset(&self) {
         let m8s = self.microk8s.clone();
-        self.spawn(async move { Done::Reset(m8s.leave().await.map_err(|e| failure(&e))) });
+        self.spawn(async move { Done::Reset(commands::leave(m8s.as_ref()).await) });
     }
 
     /// `microk8s leave` to quit another cluster.
     pub fn leave_other(&self) {
         let m8s = self.microk8s.clone();
-        self.spawn(async move { Done::LeftOther(m8s.leave().await.map_err(|e| failure(&e))) });
+        self.spawn(async move { Done::LeftOther(commands::leave(m8s.as_ref()).await) });
     }
 
     /// Sends a claim to the peer `to` at `addr`.

@@ -8,7 +8,8 @@
 //!   event, and publishes this node's gossiped fields (through the mesh) and its
 //!   [`FormationStatus`] on a `watch` channel it alone writes.
 //! - `effects`: one effect per output (a microk8s command through the adapter, a call to a
-//!   peer), each in a task that reports its typed result back to the inbox.
+//!   peer), each in a task that reports its typed result back to the inbox; `commands`: the
+//!   microk8s steps themselves, shared with the simulation.
 //! - `handle`: the [`WorkflowHandle`] the API and the `Peer` service use, in domain types,
 //!   with a typed [`WorkflowError`].
 //! - [`outcome`]: the one mapping from the adapter's classified errors to the cores' typed
@@ -22,6 +23,7 @@
 //! when to give up, how long to hold a follower's request, how fast to look at the cluster
 //! while a join is in flight: the cores decide, with their deadlines in `next_deadline()`.
 
+mod commands;
 pub mod driver;
 mod effects;
 pub mod facts;

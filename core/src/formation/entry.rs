@@ -149,7 +149,7 @@ impl JoinCoordinator {
             slot: Slot::Idle,
             next: None,
             blocked: None,
-            active: false,
+            active: true,
             held: BTreeMap::new(),
             outputs: Vec::new(),
         })
@@ -210,7 +210,12 @@ impl JoinCoordinator {
     pub fn handle(&mut self, now: Duration, input: Input) {
         self.now = self.now.max(now);
         match input {
-            Input::Active(active) => self.active = active,
+            Input::Active(active) => {
+                if self.active && !active {
+                    self.resign();
+                }
+                self.active = active;
+            }
             Input::Request { ticket, req } => self.on_request(ticket, req),
             Input::Facts(facts) => {
                 self.facts = Some(facts);
@@ -222,8 +227,10 @@ impl JoinCoordinator {
             Input::AddNodeDone { follower, urls } => self.on_add_node(&follower, Ok(urls)),
             Input::AddNodeFailed { follower, error } => self.on_add_node(&follower, Err(error)),
             Input::Report { follower, outcome } => self.on_report(&follower, outcome),
+            // Only the entry point removes nodes; a request that reached another node is
+            // dropped rather than kept for a later term in which it may be stale.
             Input::LeaveRequested { name } => {
-                if !self.leaves.contains(&name) {
+                if self.active && !self.leaves.contains(&name) {
                     self.leaves.push_back(name);
                 }
             }
@@ -441,9 +448,21 @@ impl JoinCoordinator {
             .is_some_and(|n| !n.ready && n.ip == Some(req.addr) && n.datastore.is_none())
     }
 
-    /// Starts the next operation if nothing is in flight.
+    /// This node stopped being the entry point: the new one serves everyone from now on.
+    /// Nothing waits here any more: the queue, the token made ahead and the removal requests
+    /// go, and a join in flight ends (its follower asks the new entry point; a join that ran
+    /// is seen by the new one's facts). A `remove-node` already running is let finish.
+    fn resign(&mut self) {
+        self.queue.clear();
+        self.next = None;
+        self.leaves.clear();
+        self.set_blocked(None);
+        self.fail(JoinFailure::NotEntry);
+    }
+
+    /// Starts the next operation if nothing is in flight (and this node is the entry point).
     fn pump(&mut self) {
-        if !matches!(self.slot, Slot::Idle) {
+        if !self.active || !matches!(self.slot, Slot::Idle) {
             return;
         }
         let now = self.now;
@@ -518,7 +537,8 @@ impl JoinCoordinator {
 
     /// Makes the next follower's token while a join is in flight (see the module doc).
     fn prepare_next(&mut self) {
-        if self.next.is_some()
+        if !self.active
+            || self.next.is_some()
             || self.blocked.is_some()
             || !matches!(self.slot, Slot::Granted { .. } | Slot::Verifying { .. })
         {

@@ -107,6 +107,7 @@ fn a_newer_request_supersedes_the_held_one() {
 #[test]
 fn a_node_that_is_not_the_entry_point_answers_at_once_and_releases_what_it_held() {
     let mut c = coordinator(config());
+    c.handle(s(0), Input::Active(false));
     ask(&mut c, s(1), 1, "a", "198.18.0.7");
     let not_entry = JoinResponse::Wait {
         position: 0,
@@ -167,4 +168,53 @@ fn facts_are_asked_for_every_200_ms_while_granted_and_faster_after_the_report() 
         assert_eq!(c.drain_outputs(), [Output::RefreshFacts]);
     }
     assert_eq!(pauses, [20, 40, 80, 160, 200, 200]);
+}
+
+#[test]
+fn a_coordinator_that_steps_down_ends_its_join_and_starts_nothing_more() {
+    let mut c = active();
+    ask(&mut c, s(1), 1, "a", "198.18.0.7");
+    ask(&mut c, s(1), 2, "b", "198.18.0.8");
+    c.handle(
+        s(1),
+        Input::AddNodeDone {
+            follower: "a".into(),
+            urls: urls(),
+        },
+    );
+    let out = c.drain_outputs();
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Granted { .. })),
+        "{out:?}"
+    );
+    c.handle(s(2), Input::Active(false));
+    let out = c.drain_outputs();
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::JoinFailed {
+                reason: crate::formation::entry_msg::JoinFailure::NotEntry,
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+    assert_eq!(c.status().serving, None);
+    assert!(c.status().queued.is_empty());
+    // Its clock goes on, its queue is gone: no add-node, no grant.
+    c.handle(s(60), Input::Tick);
+    c.handle(
+        s(61),
+        Input::LeaveRequested {
+            name: "host-z".into(),
+        },
+    );
+    let out = c.drain_outputs();
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::AddNode { .. } | Output::Granted { .. } | Output::RemoveNode { .. }
+        )),
+        "{out:?}"
+    );
 }

@@ -119,6 +119,8 @@ pub enum JoinFailure {
     NoReport,
     /// Reported success, but not seen Ready (and in the datastore) within `verify_timeout`.
     NotVerified,
+    /// This node stopped being the entry point while the join was in flight.
+    NotEntry,
 }
 
 /// Names one held join request, so that its answer finds the caller waiting for it.
@@ -127,9 +129,11 @@ pub type Ticket = u64;
 /// Something that happened outside the coordinator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
-    /// Whether this node is the entry point (the election decides; the driver tells). A
-    /// coordinator that is not active answers every request with [`WaitReason::NotEntry`]
-    /// and releases the requests it held.
+    /// Whether this node is the entry point (the election decides; the driver tells; a new
+    /// coordinator is active until told otherwise). One that is not active starts nothing,
+    /// answers every request with [`WaitReason::NotEntry`] and releases the requests it
+    /// held; on stepping down it drops its queue and ends the join in flight
+    /// ([`JoinFailure::NotEntry`]).
     Active(bool),
     /// A follower's join request, answered by [`Output::Answer`] with the same ticket: at
     /// once, or, when it would have to wait, as soon as its grant exists or after

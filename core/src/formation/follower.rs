@@ -103,12 +103,13 @@ pub enum Output {
         /// The role granted.
         role: JoinRole,
     },
-    /// Check the join once, now, and feed back [`Input::Checked`]: microk8s on this node
-    /// (a control plane Ready and in the datastore lines, a worker acting as one) and the
-    /// entry point's gossiped view (this node listed Ready, and in its datastore lines for a
-    /// control plane).
+    /// Check the join once, now, and feed back [`Input::Checked`]. A control plane checks
+    /// itself: its own microk8s lists it Ready and in the datastore lines. A worker cannot (it
+    /// cannot list nodes, and its `status` says "worker" even after a join that never
+    /// completed), so it also needs the entry point's gossiped view to list it Ready.
     CheckJoined {
-        /// The entry point that granted the join.
+        /// The entry point followed now (the one that granted the join, unless it was
+        /// replaced meanwhile).
         entry: NodeId,
         /// The role joined as.
         role: JoinRole,
@@ -440,10 +441,14 @@ impl FollowerJoin {
             self.set_phase(Phase::Resetting { entry });
         } else if self.now >= at {
             v.check = Check::Running { pause };
-            self.outputs.push(Output::CheckJoined {
-                entry: entry.clone(),
-                role: *role,
-            });
+            // Checked with the entry point followed now: the one that granted the join may have
+            // died before it saw this node (its successor, of the same cluster, sees it).
+            let entry = self
+                .entry
+                .as_ref()
+                .map_or_else(|| entry.clone(), |e| e.id.clone());
+            self.outputs
+                .push(Output::CheckJoined { entry, role: *role });
         }
     }
 
@@ -603,7 +608,9 @@ impl FollowerJoin {
                     reason,
                 });
             }
-            JoinResponse::Refused(EntryRefusal::AlreadyMember) => {
+            // The entry point judges from facts that may predate this node's last reset; the
+            // node's own view of its cluster decides.
+            JoinResponse::Refused(EntryRefusal::AlreadyMember) if self.joined_already() => {
                 self.attempt = 0;
                 self.set_phase(Phase::Joined);
             }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::super::effects::Joiner;
+use super::super::commands::Joiner;
 use super::super::facts::{self, LocalFacts, Mk8sState};
 use super::super::rpc::{JoinAnswer, JoinAsk};
 use super::CallRef;
@@ -185,6 +185,8 @@ pub(super) struct Agent {
     probe: Probe,
     pub(super) remembered: Option<String>,
     granted_cluster: Option<String>,
+    /// The election reports two microk8s clusters among the members.
+    pub(super) conflict: bool,
     pub(super) votes: HashMap<NodeId, CallRef>,
     pub(super) answers: HashMap<Ticket, CallRef>,
     next_ticket: Ticket,
@@ -230,6 +232,7 @@ impl Agent {
             },
             remembered: setup.remembered,
             granted_cluster: None,
+            conflict: false,
             votes: HashMap::new(),
             answers: HashMap::new(),
             next_ticket: 0,
@@ -522,9 +525,9 @@ impl Agent {
             | O::ClaimFailed { .. }
             | O::SteppedDown { .. }
             | O::Following { .. }
-            | O::Unfollowed { .. }
-            | O::Conflict(_)
-            | O::ConflictCleared => {}
+            | O::Unfollowed { .. } => {}
+            O::Conflict(_) => self.conflict = true,
+            O::ConflictCleared => self.conflict = false,
         }
     }
 

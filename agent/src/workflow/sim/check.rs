@@ -12,9 +12,11 @@
 //!   ([`Sim::check_one_entry_per_term`]). Strict, because the partitions here are shorter
 //!   than `forget_dead_after` (see the election's module doc for when electorates may
 //!   legitimately differ).
-//! - No live member removed: `remove-node` only for a machine that is down
-//!   ([`Sim::check_no_live_member_removed`]), and never against a node the twin lists Ready
-//!   whose machine runs ([`Sim::check_no_ready_live_node_removed`]).
+//! - No live member removed: `remove-node` never names a machine that runs and is a member of
+//!   the entry point's cluster ([`Sim::check_no_live_member_removed`]); a running machine
+//!   outside that cluster may only lose a stale Node object of its own), and never runs
+//!   against a node the twin lists Ready whose machine runs
+//!   ([`Sim::check_no_ready_live_node_removed`]).
 
 use std::collections::BTreeMap;
 
@@ -89,17 +91,21 @@ impl Sim {
         }
     }
 
-    /// Entry point `entry` asks for `remove-node name` only while that machine is down.
+    /// Entry point `entry` never asks for `remove-node name` while that machine runs as a
+    /// member of the entry's microk8s cluster. (A running machine outside the cluster, reset
+    /// to a standalone node, may have a stale Node object of its own removed.)
     pub(super) fn check_no_live_member_removed(
         &self,
         entry: usize,
         name: &str,
     ) -> Result<(), SimFailure> {
+        let entry_name = &self.nodes[entry].name;
         match self.nodes.iter().position(|n| n.name == name) {
-            Some(target) if self.is_up(target) => Err(self.fail(format!(
-                "{} removes {name}, whose machine runs",
-                self.nodes[entry].name
-            ))),
+            Some(target) if self.is_up(target) && self.cluster_of(target).contains(entry_name) => {
+                Err(self.fail(format!(
+                    "{entry_name} removes {name}, a running member of its cluster"
+                )))
+            }
             _ => Ok(()),
         }
     }

@@ -122,6 +122,11 @@ impl Sim {
         self.nodes[i].agent.as_ref().map(|a| &a.phase)
     }
 
+    /// Whether running machine `i` reports two microk8s clusters among the members.
+    pub fn reports_conflict(&self, i: usize) -> bool {
+        self.nodes[i].agent.as_ref().is_some_and(|a| a.conflict)
+    }
+
     /// How many `microk8s join`s the twin ran or runs.
     pub fn joins_started(&self) -> usize {
         self.joins.len()

@@ -2,21 +2,18 @@
 //!
 //! A command starts when its core asks ([`Sim::start_command`]) and runs against the twin when
 //! its simulated duration is over ([`Sim::run_command`]): that is when its effect lands and its
-//! result goes back to the workflow. Each body repeats the one in `effects.rs` (the same
-//! adapter calls, the same pure helpers, the same mapping through [`failure`]) with the twin's
-//! futures polled to completion by [`now_or_never`]: the twin never waits.
+//! result goes back to the workflow. Each runs the same step as the real agent (`commands`,
+//! which `effects.rs` runs in tasks), with the twin's futures polled to completion by
+//! [`now_or_never`]: the twin never waits.
 
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use super::super::effects::m8s_role;
-use super::super::facts;
-use super::super::outcome::failure;
+use super::super::commands;
 use super::agent::Act;
 use super::{Event, JoinWindow, Sim, SimFailure};
-use crate::microk8s::{Expected, JoinToken, JoinUrl, Microk8s, Role, Status, TokenTtl};
-use muster_core::formation::{Failure, FailureKind, JoinRole};
+use crate::microk8s::JoinUrl;
 
 /// The output of a twin future, which is ready at its first poll.
 pub(super) fn now_or_never<F: Future>(f: F) -> F::Output {
@@ -100,116 +97,44 @@ impl Sim {
                 remembered,
                 version,
                 was_running,
-            } => {
-                let facts = now_or_never(async {
-                    let version = match version {
-                        Some(v) => Some(v),
-                        None => m8s
-                            .version()
-                            .await
-                            .ok()
-                            .flatten()
-                            .map(|v| format!("{}.{}", v.major, v.minor)),
-                    };
-                    facts::probe(&m8s, remembered.as_deref(), version, was_running).await
-                });
-                agent.on_facts(facts);
-            }
-            Act::WaitReady => {
-                let outcome = match now_or_never(m8s.status(Some(Duration::from_secs(120)))) {
-                    Ok(Status::Running(_) | Status::Worker) => Ok(()),
-                    Ok(other) => Err(Failure::new(
-                        FailureKind::NotRunning,
-                        format!("microk8s is not ready: {other:?}"),
-                    )),
-                    Err(e) => Err(failure(&e)),
-                };
-                agent.on_ready(outcome);
-            }
+            } => agent.on_facts(now_or_never(commands::probe(
+                &m8s,
+                remembered,
+                version,
+                was_running,
+            ))),
+            Act::WaitReady => agent.on_ready(now_or_never(commands::wait_ready(&m8s))),
             Act::AddNode {
                 follower,
                 token,
                 ttl,
             } => {
-                let result = match JoinToken::new(token) {
-                    Ok(t) => now_or_never(m8s.add_node(&t, TokenTtl::Expires(ttl)))
-                        .map(|o| o.urls.iter().map(|u| u.expose()).collect())
-                        .map_err(|e| failure(&e)),
-                    Err(e) => Err(Failure::new(FailureKind::Other, e.to_string())),
-                };
+                let result = now_or_never(commands::add_node(&m8s, token, ttl));
                 agent.on_add_node(follower, result);
             }
             Act::RemoveNode { name, force } => {
-                let outcome = now_or_never(m8s.remove_node(&name, force))
-                    .map(drop)
-                    .map_err(|e| failure(&e));
+                let outcome = now_or_never(commands::remove_node(&m8s, &name, force));
                 agent.on_removed(name, outcome);
             }
             Act::Join { url, role } => {
-                let outcome = match JoinUrl::parse(&url) {
-                    Ok(u) => now_or_never(m8s.join(&u, m8s_role(role)))
-                        .map(drop)
-                        .map_err(|e| failure(&e)),
-                    Err(e) => Err(Failure::new(FailureKind::BadAnswer, e.to_string())),
-                };
-                agent.on_joined(outcome);
+                agent.on_joined(now_or_never(commands::join(&m8s, &url, role)));
             }
             Act::CheckJoined { entry, joiner } => {
-                let by_entry = view
-                    .as_ref()
-                    .and_then(|v| {
-                        std::iter::once(&v.local)
-                            .chain(v.members.iter())
-                            .find(|m| m.id() == entry)
-                    })
-                    .map(|e| {
-                        facts::verified_by_entry(
-                            e,
-                            &joiner.name,
-                            Some(joiner.ip),
-                            m8s_role(joiner.role),
-                        )
-                    })
-                    .unwrap_or_else(|| Err("the entry point is not in the view".to_owned()))
-                    .map_err(|detail| Failure::new(FailureKind::NotYetJoined, detail));
-                let local = match joiner.role {
-                    JoinRole::ControlPlane => {
-                        match (now_or_never(m8s.nodes()), now_or_never(m8s.status(None))) {
-                            (Ok(nodes), Ok(status)) => crate::microk8s::verify_joined(
-                                &nodes,
-                                Some(&status),
-                                &Expected {
-                                    name: &joiner.name,
-                                    ip: joiner.ip,
-                                    role: Role::ControlPlane,
-                                },
-                            )
-                            .map_err(|e| Failure::new(FailureKind::NotYetJoined, e.to_string())),
-                            (Err(e), _) | (_, Err(e)) => Err(failure(&e)),
-                        }
-                    }
-                    JoinRole::Worker => match now_or_never(m8s.status(None)) {
-                        Ok(Status::Worker) => Ok(()),
-                        Ok(other) => Err(Failure::new(
-                            FailureKind::NotYetJoined,
-                            format!("microk8s does not act as a worker: {other:?}"),
-                        )),
-                        Err(e) => Err(failure(&e)),
-                    },
-                };
-                agent.on_checked(local.and(by_entry));
+                let entry = view.as_ref().and_then(|v| {
+                    std::iter::once(&v.local)
+                        .chain(v.members.iter())
+                        .find(|m| m.id() == entry)
+                });
+                agent.on_checked(now_or_never(commands::check_joined(&m8s, entry, &joiner)));
             }
             Act::Reset => {
-                let outcome = now_or_never(m8s.leave()).map_err(|e| failure(&e));
+                let outcome = now_or_never(commands::leave(&m8s));
                 self.note(format!("{name} resets with microk8s leave: {outcome:?}"));
                 if let Some(agent) = self.nodes[i].agent.as_mut() {
                     agent.on_reset(outcome);
                 }
             }
-            Act::LeaveOther => {
-                let outcome = now_or_never(m8s.leave()).map_err(|e| failure(&e));
-                agent.on_left_other(outcome);
-            }
+            Act::LeaveOther => agent.on_left_other(now_or_never(commands::leave(&m8s))),
             other => unreachable!("{other:?} is not a microk8s command"),
         }
         Ok(())
