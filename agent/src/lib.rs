@@ -51,6 +51,9 @@ mod tests {
         "mesh/serve_tests.rs",
         "mesh/transport.rs",
         "mesh/transport_tests.rs",
+        // The workflow simulation (test-only) carries peer calls as the real clients encode
+        // them: its in-memory network is a wire.
+        "workflow/sim/mod.rs",
     ];
 
     fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
