@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use super::commands::{self, Joiner};
 use super::facts::LocalFacts;
 use super::handle::Inbox;
+use super::machine::EntryContact;
 use super::outcome;
 use super::rpc::{JoinAnswer, JoinAsk, Peers};
 use crate::mesh::{MeshHandle, MeshView};
@@ -224,18 +225,16 @@ impl Effects {
         self.tracker.spawn(call);
     }
 
-    /// `muster leave`: `microk8s leave`, then asks the entry point at `entry` (address, name)
-    /// to remove this node; the reply says what was done.
+    /// `muster leave`: `microk8s leave`, then asks the entry point `entry` to remove this
+    /// node; the reply says what was done.
     pub fn leave_cluster(
         &mut self,
         name: &str,
-        entry: Option<(String, String)>,
+        entry: Option<EntryContact>,
         reply: oneshot::Sender<String>,
     ) {
         let m8s = self.microk8s.clone();
-        let removal = entry
-            .as_ref()
-            .map(|(addr, entry_name)| (self.peers.request_removal(addr, name), entry_name.clone()));
+        let removal = entry.map(|e| (self.peers.request_removal(&e.addr, name), e.name));
         self.tracker.spawn(async move {
             if let Err(e) = m8s.leave().await {
                 let _ = reply.send(format!("microk8s leave failed: {e}"));

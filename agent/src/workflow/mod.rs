@@ -1,12 +1,14 @@
-//! The cluster workflow at runtime: one task that drives the pure election and formation
-//! cores of `muster-core` (the entry point's join coordinator and the follower's join) and
-//! carries out their outputs.
+//! The cluster workflow at runtime: the election and formation cores of `muster-core` (the
+//! entry point's join coordinator and the follower's join), routed and carried out.
 //!
 //! Owns:
-//! - [`driver`]: the task. It subscribes to the mesh's membership view (`MeshView`, domain
-//!   values), feeds the cores, routes every core output to one effect, reply or journal
-//!   event, and publishes this node's gossiped fields (through the mesh) and its
-//!   [`FormationStatus`] on a `watch` channel it alone writes.
+//! - `machine`: `WorkflowMachine`, the routing without a runtime.
+//!   It feeds the cores the mesh's view, this node's microk8s facts and every request and
+//!   result, and turns each core output into one effect, reply or journal notice. The tokio
+//!   driver and the workflow simulation both run it, so the simulation tests the real routing.
+//! - [`driver`]: the task. One `select!` over the mesh's view (`MeshView`, domain values),
+//!   the inbox, the machine's deadline and cancellation; it carries out each effect once and
+//!   publishes the [`FormationStatus`] on a `watch` channel it alone writes.
 //! - `effects`: one effect per output (a microk8s command through the adapter, a call to a
 //!   peer), each in a task that reports its typed result back to the inbox; `commands`: the
 //!   microk8s steps themselves, shared with the simulation.
@@ -16,8 +18,7 @@
 //!   `Failure`s; [`facts`]: this node's microk8s facts and the views the cores read;
 //!   [`rpc`]: the peer RPC glue (protobuf conversions, the gRPC clients); `status`: what
 //!   the workflow publishes; [`vote`]: the election's vote on disk.
-//! - `sim/` (test-only): a deterministic simulation of whole agents (membership, election,
-//!   formation) against the in-memory twin of microk8s, with faults and invariant checks.
+//! - `sim` (tests): the deterministic simulation of whole agents (mesh, machine, twin).
 //!
 //! Does not own any decision: who the entry point is, when to join, when to check a join and
 //! when to give up, how long to hold a follower's request, how fast to look at the cluster
@@ -28,6 +29,7 @@ pub mod driver;
 mod effects;
 pub mod facts;
 mod handle;
+mod machine;
 pub mod outcome;
 pub mod rpc;
 #[cfg(test)]

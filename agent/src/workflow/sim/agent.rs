@@ -1,30 +1,26 @@
-//! One simulated agent's workflow: the routing of `driver.rs` without tokio. It feeds the
-//! election, the join coordinator and the follower exactly as the driver does (the same
-//! inputs in the same order, the same pure helpers of `facts`), and turns every output into
-//! an [`Act`] that the simulator carries out on the twin or the simulated network.
+//! One simulated agent's workflow: the production [`WorkflowMachine`] (the very routing the
+//! tokio driver runs), on the simulator's clock, its effects turned into [`Act`]s that the
+//! simulator carries out on the twin or the simulated network.
 //!
-//! Owns: what the driver keeps besides the cores (the latest view, the facts and their probe
-//! schedule, pending votes and held join answers, the announced election fields, what was
-//! last published). Does not own: time (the simulator passes it in), the network, microk8s.
-//! Anything that differs from `driver.rs` here is a bug of this file: the point of the
-//! simulation is to run the driver's rules, not new ones.
+//! Owns only the translation: sim time to workflow time, the mesh's clock offset, which view
+//! was fed last, and which effects matter to the simulator (the journal's notices are
+//! dropped but for the ones the invariant checks observe; the vote and a worker's cluster id
+//! are kept as "on disk" across restarts).
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::super::commands::Joiner;
-use super::super::facts::{self, LocalFacts, Mk8sState};
+use super::super::effects::Done;
+use super::super::machine::{Effect, Input, MachineSetup, Notice, WorkflowMachine};
 use super::super::rpc::{JoinAnswer, JoinAsk};
 use super::CallRef;
-use muster_core::election::{
-    self, Claim, ClaimReply, Election, ElectionConfig, HardState, MemberView, NodeId, Term,
-};
+use muster_core::election::{Claim, ClaimReply, Election, ElectionConfig, HardState, NodeId, Term};
 use muster_core::formation::{
-    self, EntryInput, EntryOutput, FollowerInput, FollowerJoin, FollowerOutput, FollowerView,
-    FormationConfig, JoinCoordinator, JoinRequest, JoinRole, Outcome, Phase, Ticket,
+    self, FormationConfig, JoinCoordinator, JoinRequest, JoinRole, Outcome, Phase,
 };
-use muster_core::membership::{Member, View, fields};
+use muster_core::membership::View;
 
 /// Something the simulator must carry out for an agent: one effect of `effects.rs`, one
 /// reply, or one observation for the invariant checks.
@@ -66,7 +62,7 @@ pub(super) enum Act {
     },
     /// One check of this node's join.
     CheckJoined {
-        /// The entry point that granted it.
+        /// The entry point to check with.
         entry: NodeId,
         /// This node.
         joiner: Joiner,
@@ -124,20 +120,11 @@ pub(super) enum Act {
         /// The follower.
         follower: NodeId,
     },
-}
-
-/// The probe schedule of the facts (`driver.rs`'s `Probe`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Probe {
-    Idle { next: Duration },
-    Running { again: bool },
-}
-
-/// What this node announces about the election (`driver.rs`'s `Announce`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Announce {
-    entry_term: Option<Term>,
-    followed: Option<(NodeId, Term)>,
+    /// Nobody will answer the caller waiting on `call` (superseded).
+    Abandon {
+        /// The caller.
+        call: CallRef,
+    },
 }
 
 /// What an agent needs to start.
@@ -164,86 +151,51 @@ pub(super) struct AgentSetup {
     pub seed: u64,
 }
 
-/// One agent's workflow state.
+/// One agent's workflow.
 pub(super) struct Agent {
-    id: NodeId,
-    name: String,
-    ip: IpAddr,
-    priority: u32,
-    formation: FormationConfig,
-    pub(super) election: Election,
-    pub(super) coordinator: JoinCoordinator,
-    pub(super) follower: FollowerJoin,
+    machine: WorkflowMachine<CallRef>,
     /// Workflow time: sim time minus this.
     start: Duration,
     /// Mesh time: sim time plus this (the mesh's clock has its own origin).
     mesh_offset: Duration,
     now: Duration,
+    /// The view fed last.
     view: Option<View>,
-    views: Vec<MemberView>,
-    pub(super) facts: LocalFacts,
-    probe: Probe,
+    /// The vote, as persisted.
+    pub(super) hard: HardState,
+    /// The cluster id a worker remembers, as persisted.
     pub(super) remembered: Option<String>,
-    granted_cluster: Option<String>,
-    /// The election reports two microk8s clusters among the members.
-    pub(super) conflict: bool,
-    pub(super) votes: HashMap<NodeId, CallRef>,
-    pub(super) answers: HashMap<Ticket, CallRef>,
-    next_ticket: Ticket,
-    announce: Announce,
-    pub(super) phase: Phase,
-    published: BTreeMap<String, String>,
     acts: Vec<Act>,
 }
 
 impl Agent {
     /// Starts an agent at sim time `at`, its mesh clock `mesh_offset` ahead of sim time.
     pub fn new(setup: AgentSetup, at: Duration, mesh_offset: Duration) -> Self {
-        let seed = setup.seed;
-        let election = Election::new(setup.id.clone(), setup.election, seed, Duration::ZERO)
-            .expect("simulated election settings are valid")
-            .with_hard_state(setup.hard);
-        let coordinator = JoinCoordinator::new(
-            setup.name.clone(),
-            setup.formation.clone(),
-            seed ^ 1,
-            Duration::ZERO,
-        )
-        .expect("simulated formation settings are valid");
-        let follower = FollowerJoin::new(setup.formation.clone(), seed ^ 2, Duration::ZERO)
-            .expect("simulated formation settings are valid");
-        let mut agent = Agent {
-            id: setup.id,
-            name: setup.name,
-            ip: setup.ip,
+        let machine = WorkflowMachine::new(MachineSetup {
+            node_id: setup.id,
+            node_name: setup.name,
+            // The simulated agents' peer port; only its address matters.
+            advertise: SocketAddr::new(setup.ip, 7946),
             priority: setup.priority,
+            has_route: true,
+            election: setup.election,
             formation: setup.formation,
-            election,
-            coordinator,
-            follower,
+            hard: setup.hard.clone(),
+            remembered: setup.remembered.clone(),
+            seed: setup.seed,
+        })
+        .expect("simulated settings are valid");
+        let mut agent = Agent {
+            machine,
             start: at,
             mesh_offset,
             now: Duration::ZERO,
             view: None,
-            views: Vec::new(),
-            facts: LocalFacts::unknown(),
-            probe: Probe::Idle {
-                next: Duration::ZERO,
-            },
+            hard: setup.hard,
             remembered: setup.remembered,
-            granted_cluster: None,
-            conflict: false,
-            votes: HashMap::new(),
-            answers: HashMap::new(),
-            next_ticket: 0,
-            announce: Announce::default(),
-            phase: Phase::Idle,
-            published: BTreeMap::new(),
             acts: Vec::new(),
         };
-        agent
-            .coordinator
-            .handle(Duration::ZERO, EntryInput::Networks(setup.nets));
+        agent.feed(Input::Networks(setup.nets));
         agent
     }
 
@@ -257,423 +209,152 @@ impl Agent {
         std::mem::take(&mut self.acts)
     }
 
-    /// The sim time of the workflow's next timer (`driver.rs`'s select deadline).
+    /// The sim time of the workflow's next timer (the driver's select deadline).
     pub fn next_wake(&self) -> Duration {
-        let deadline = [
-            self.election.next_deadline(),
-            self.coordinator.next_deadline(),
-            self.follower.next_deadline(),
-            match self.probe {
-                Probe::Idle { next } => Some(next),
-                Probe::Running { .. } => None,
-            },
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(self.now + Duration::from_secs(1));
-        self.start + deadline
+        self.start + self.machine.next_deadline()
     }
 
-    /// Whether the published view differs from `view`.
+    /// Whether the view fed last differs from `view`.
     pub fn view_differs(&self, view: &View) -> bool {
         self.view.as_ref() != Some(view)
     }
 
-    // ----- inputs (driver.rs: run, on_view, on_request, on_done) -----
-
     /// The timer fired.
     pub fn on_tick(&mut self) {
-        let now = self.now;
-        self.election.handle(now, election::Input::Tick);
-        self.coordinator.handle(now, EntryInput::Tick);
-        self.follower.handle(now, FollowerInput::Tick);
+        self.feed(Input::Tick);
     }
 
     /// The mesh published a new view.
     pub fn on_view(&mut self, view: View) {
-        let offset = self.mesh_offset;
-        let start = self.start;
-        self.views = std::iter::once(&view.local)
-            .chain(view.members.iter())
-            .map(|m| {
-                // The mesh's `since` is on the mesh clock; the election wants workflow time.
-                let since = m.since.saturating_sub(offset).saturating_sub(start);
-                facts::member_view(m, facts::liveness(m.status, since))
-            })
-            .collect();
-        self.view = Some(view);
-        let now = self.now;
-        self.election
-            .handle(now, election::Input::ViewChanged(self.views.clone()));
+        self.view = Some(view.clone());
+        // Mesh time = sim time + mesh_offset; workflow time = sim time - start.
+        let mesh_ahead =
+            i128::try_from((self.mesh_offset + self.start).as_nanos()).unwrap_or(i128::MAX);
+        self.feed(Input::View { view, mesh_ahead });
     }
 
     /// A peer's claim; the vote goes to `call`.
-    pub fn on_claim(&mut self, from: NodeId, claim: Claim, call: CallRef) -> Option<CallRef> {
-        let replaced = self.votes.insert(from.clone(), call);
-        self.election
-            .handle(self.now, election::Input::Claim { from, claim });
-        replaced
+    pub fn on_claim(&mut self, from: NodeId, claim: Claim, call: CallRef) {
+        self.feed(Input::Claim {
+            from,
+            claim,
+            caller: call,
+        });
     }
 
     /// A follower's join request; the answer goes to `call`.
     pub fn on_join_request(&mut self, req: JoinRequest, call: CallRef) {
-        let ticket = self.next_ticket;
-        self.next_ticket += 1;
-        self.answers.insert(ticket, call);
-        self.coordinator
-            .handle(self.now, EntryInput::Request { ticket, req });
+        self.feed(Input::Join { req, caller: call });
     }
 
     /// A follower's report.
     pub fn on_report(&mut self, from: NodeId, outcome: Outcome) {
-        self.coordinator.handle(
-            self.now,
-            EntryInput::Report {
-                follower: from,
-                outcome,
-            },
-        );
+        self.feed(Input::Report { from, outcome });
+    }
+
+    /// An effect of this agent finished.
+    pub fn on_done(&mut self, done: Done) {
+        self.feed(Input::Done(done));
     }
 
     /// The answer to our claim sent to `from` (`None`: it did not answer).
     pub fn on_claim_answer(&mut self, from: NodeId, reply: Option<ClaimReply>) {
-        let now = self.now;
-        match reply {
-            Some(reply) => self
-                .election
-                .handle(now, election::Input::ClaimReply { from, reply }),
-            None => self
-                .election
-                .handle(now, election::Input::SendFailed { to: from }),
-        }
-    }
-
-    /// `add-node` finished.
-    pub fn on_add_node(
-        &mut self,
-        follower: NodeId,
-        result: Result<Vec<String>, formation::Failure>,
-    ) {
-        let input = match result {
-            Ok(urls) => EntryInput::AddNodeDone { follower, urls },
-            Err(error) => EntryInput::AddNodeFailed { follower, error },
-        };
-        self.coordinator.handle(self.now, input);
-    }
-
-    /// `remove-node` finished.
-    pub fn on_removed(&mut self, name: String, outcome: Outcome) {
-        self.coordinator
-            .handle(self.now, EntryInput::RemoveDone { name, outcome });
-    }
-
-    /// `status --wait-ready` finished.
-    pub fn on_ready(&mut self, outcome: Outcome) {
-        self.follower
-            .handle(self.now, FollowerInput::Ready(outcome));
+        self.on_done(Done::ClaimAnswer { from, reply });
     }
 
     /// The entry point's answer to our join request.
     pub fn on_join_answer(&mut self, from: NodeId, result: Result<JoinAnswer, formation::Failure>) {
-        let now = self.now;
-        match result {
-            Ok(answer) => {
-                if !answer.cluster_id.is_empty() {
-                    self.granted_cluster = Some(answer.cluster_id);
-                }
-                self.follower.handle(
-                    now,
-                    FollowerInput::Response {
-                        from,
-                        response: answer.response,
-                    },
-                );
-            }
-            Err(error) => self
-                .follower
-                .handle(now, FollowerInput::RequestFailed { from, error }),
+        self.on_done(Done::JoinAnswer { from, result });
+    }
+
+    /// One input to the machine; its effects become acts.
+    fn feed(&mut self, input: Input<CallRef>) {
+        self.machine.handle(self.now, input);
+        for effect in self.machine.drain_effects() {
+            self.translate(effect);
         }
     }
 
-    /// `microk8s join` finished.
-    pub fn on_joined(&mut self, outcome: Outcome) {
-        self.follower
-            .handle(self.now, FollowerInput::JoinFinished(outcome));
-    }
-
-    /// A check of our join finished.
-    pub fn on_checked(&mut self, outcome: Outcome) {
-        if outcome.is_ok() {
-            self.refresh_facts();
-        }
-        self.follower
-            .handle(self.now, FollowerInput::Checked(outcome));
-    }
-
-    /// The reset finished.
-    pub fn on_reset(&mut self, outcome: Outcome) {
-        self.refresh_facts();
-        self.follower
-            .handle(self.now, FollowerInput::ResetDone(outcome));
-    }
-
-    /// Leaving the other cluster finished.
-    pub fn on_left_other(&mut self, outcome: Outcome) {
-        self.follower
-            .handle(self.now, FollowerInput::LeftOther(outcome));
-    }
-
-    /// A probe returned.
-    pub fn on_facts(&mut self, f: LocalFacts) {
-        let now = self.now;
-        self.probe = match self.probe {
-            Probe::Running { again: true } => Probe::Idle { next: now },
-            _ => Probe::Idle {
-                next: now + self.formation.poll_interval,
+    fn translate(&mut self, effect: Effect<CallRef>) {
+        let act = match effect {
+            Effect::Probe {
+                remembered,
+                version,
+                was_running,
+            } => Act::Probe {
+                remembered,
+                version,
+                was_running,
             },
-        };
-        self.facts = f;
-        if self.facts.state == Mk8sState::Worker
-            && let Some(size) = self
-                .entry_member()
-                .filter(|e| e.meta.fields.get(fields::CLUSTER) == self.facts.cluster_id.as_ref())
-                .and_then(|e| e.meta.fields.get(fields::SIZE)?.parse::<u32>().ok())
-        {
-            self.facts.size = self.facts.size.max(size);
-        }
-        self.feed_cluster_facts();
-    }
-
-    fn feed_cluster_facts(&mut self) {
-        if self.is_entry()
-            && let Some(cf) = facts::cluster_facts(&self.facts, &self.views)
-        {
-            self.coordinator.handle(self.now, EntryInput::Facts(cf));
-        }
-    }
-
-    fn refresh_facts(&mut self) {
-        self.probe = match self.probe {
-            Probe::Running { .. } => Probe::Running { again: true },
-            Probe::Idle { .. } => Probe::Idle { next: self.now },
-        };
-    }
-
-    // ----- outputs (driver.rs: process, on_election, on_entry, on_follower) -----
-
-    /// Carries out everything the cores asked for, then publishes the fields.
-    pub fn process(&mut self) {
-        for out in self.election.drain_outputs() {
-            self.on_election(out);
-        }
-        let now = self.now;
-        if self.coordinator.is_active() != self.is_entry() {
-            self.coordinator
-                .handle(now, EntryInput::Active(self.is_entry()));
-        }
-        for out in self.coordinator.drain_outputs() {
-            self.on_entry(out);
-        }
-        self.feed_follower();
-        for out in self.follower.drain_outputs() {
-            self.on_follower(out);
-        }
-        if let Probe::Idle { next } = self.probe
-            && next <= self.now
-        {
-            self.probe = Probe::Running { again: false };
-            self.acts.push(Act::Probe {
-                remembered: self.remembered.clone(),
-                version: self.facts.version.clone(),
-                was_running: self.facts.state == Mk8sState::Ready,
-            });
-        }
-        self.publish_fields();
-    }
-
-    fn on_election(&mut self, out: election::Output) {
-        use election::Output as O;
-        match out {
-            // Kept by the simulator across restarts (the vote file).
-            O::Persist(_) => {}
-            O::SendClaim { to, claim } => {
-                if self.member(&to).is_some() {
-                    self.acts.push(Act::SendClaim { to, claim });
-                }
-            }
-            O::SendClaimReply { to, reply } => {
-                if let Some(call) = self.votes.remove(&to) {
-                    self.acts.push(Act::ClaimReply { call, reply });
-                }
-            }
-            O::BecameEntry { term } => {
-                self.acts.push(Act::BecameEntry(term));
-                self.feed_cluster_facts();
-                self.refresh_facts();
-            }
-            O::Announce {
-                entry_term,
-                followed,
-            } => {
-                self.announce = Announce {
-                    entry_term,
-                    followed,
-                }
-            }
-            O::ClaimStarted { .. }
-            | O::ClaimFailed { .. }
-            | O::SteppedDown { .. }
-            | O::Following { .. }
-            | O::Unfollowed { .. } => {}
-            O::Conflict(_) => self.conflict = true,
-            O::ConflictCleared => self.conflict = false,
-        }
-    }
-
-    fn on_entry(&mut self, out: EntryOutput) {
-        use EntryOutput as O;
-        match out {
-            O::Answer { ticket, response } => {
-                if let Some(call) = self.answers.remove(&ticket) {
-                    self.acts.push(Act::JoinAnswer {
-                        call,
-                        answer: JoinAnswer {
-                            response,
-                            cluster_id: self.facts.cluster_id.clone().unwrap_or_default(),
-                        },
-                    });
-                }
-            }
-            O::AddNode {
+            Effect::WaitReady => Act::WaitReady,
+            Effect::AddNode {
                 follower,
                 token,
                 ttl,
-            } => self.acts.push(Act::AddNode {
+            } => Act::AddNode {
                 follower,
                 token,
                 ttl,
-            }),
-            O::RemoveNode { name, force } => self.acts.push(Act::RemoveNode { name, force }),
-            O::RefreshFacts => self.refresh_facts(),
-            O::Granted { follower, .. } => self.acts.push(Act::Granted { follower }),
-            O::Joined { follower, .. } | O::JoinFailed { follower, .. } => {
-                self.acts.push(Act::GrantClosed { follower })
+            },
+            Effect::RemoveNode { name, force } => Act::RemoveNode { name, force },
+            Effect::Join { url, role } => Act::Join { url, role },
+            Effect::CheckJoined { entry, joiner } => Act::CheckJoined { entry, joiner },
+            Effect::Reset => Act::Reset,
+            Effect::LeaveOther => Act::LeaveOther,
+            Effect::SendClaim { to, claim, .. } => Act::SendClaim { to, claim },
+            Effect::RequestJoin { entry, ask, .. } => Act::RequestJoin { entry, ask },
+            Effect::Report { entry, outcome, .. } => Act::Report { entry, outcome },
+            Effect::Vote { caller, reply } => Act::ClaimReply {
+                call: caller,
+                reply,
+            },
+            Effect::Answer { caller, answer } => Act::JoinAnswer {
+                call: caller,
+                answer,
+            },
+            Effect::Abandon { caller } => Act::Abandon { call: caller },
+            Effect::SetFields(fields) => Act::SetFields(fields),
+            Effect::PersistVote(hs) => {
+                self.hard = hs;
+                return;
             }
-            O::Removed { .. } | O::RemoveFailed { .. } => self.refresh_facts(),
-            O::Blocked(_) | O::Unblocked => {}
-        }
-    }
-
-    fn on_follower(&mut self, out: FollowerOutput) {
-        use FollowerOutput as O;
-        match out {
-            O::WaitReady => self.acts.push(Act::WaitReady),
-            O::RequestJoin { entry } => {
-                let ask = JoinAsk {
-                    name: self.name.clone(),
-                    addr: std::net::SocketAddr::new(self.ip, 7946),
-                    preference: self.formation.role,
-                    version: self.facts.version.clone(),
-                };
-                self.acts.push(Act::RequestJoin { entry, ask });
+            Effect::RememberCluster(id) => {
+                self.remembered = Some(id);
+                return;
             }
-            O::Join { url, role } => self.acts.push(Act::Join { url, role }),
-            O::CheckJoined { entry, role } => self.acts.push(Act::CheckJoined {
-                entry,
-                joiner: Joiner {
-                    name: self.name.clone(),
-                    ip: self.ip,
-                    role,
-                },
-            }),
-            O::Reset => self.acts.push(Act::Reset),
-            O::Report { entry, outcome } => {
-                if self.member(&entry).is_some() {
-                    self.acts.push(Act::Report { entry, outcome });
-                }
-            }
-            O::LeaveOtherCluster => self.acts.push(Act::LeaveOther),
-            O::Phase(p) => {
-                if p == Phase::Joined
-                    && let Some(c) = self.granted_cluster.take()
-                {
-                    self.remembered = Some(c);
-                }
-                self.phase = p;
-            }
-            O::Refused(_) | O::RefusalCleared => {}
-        }
-    }
-
-    // ----- views of the state -----
-
-    /// Whether the election made this node the entry point.
-    pub fn is_entry(&self) -> bool {
-        matches!(self.election.role(), election::Role::Entry { .. })
-    }
-
-    fn member(&self, id: &str) -> Option<&Member> {
-        let view = self.view.as_ref()?;
-        std::iter::once(&view.local)
-            .chain(view.members.iter())
-            .find(|m| m.id() == id)
-    }
-
-    fn local_view(&self) -> Option<&MemberView> {
-        self.views.iter().find(|v| v.id == self.id)
-    }
-
-    /// The entry point this node follows (itself when it is the entry point).
-    pub fn entry_member(&self) -> Option<&Member> {
-        if self.is_entry() {
-            return self.view.as_ref().map(|v| &v.local);
-        }
-        let (entry, _) = self.election.following()?;
-        self.member(entry)
-    }
-
-    fn feed_follower(&mut self) {
-        let Some(local) = self.local_view().cloned() else {
-            return;
+            Effect::Notice(Notice::BecameEntry(term)) => Act::BecameEntry(term),
+            Effect::Notice(Notice::Granted { follower, .. }) => Act::Granted { follower },
+            Effect::Notice(
+                Notice::Joined { follower, .. } | Notice::JoinFailed { follower, .. },
+            ) => Act::GrantClosed { follower },
+            // `muster leave` is not simulated.
+            Effect::LeaveCluster { .. } | Effect::LeaveReply { .. } | Effect::Notice(_) => return,
         };
-        let entry = self
-            .entry_member()
-            .map(|m| m.id().to_owned())
-            .and_then(|id| self.views.iter().find(|v| v.id == id).cloned());
-        self.follower.handle(
-            self.now,
-            FollowerInput::View(Box::new(FollowerView {
-                local,
-                entry,
-                members: self.views.clone(),
-            })),
-        );
+        self.acts.push(act);
     }
 
-    fn role_word(&self) -> &'static str {
-        let joining = self.phase.is_joining();
-        match self.local_view() {
-            Some(v) => formation::node_role(self.is_entry(), joining, v).as_str(),
-            None => "unclustered",
-        }
+    /// The election core.
+    pub fn election(&self) -> &Election {
+        self.machine.election()
     }
 
-    fn publish_fields(&mut self) {
-        let mut f = facts::local_fields(&self.facts, self.priority, true);
-        if let Some(t) = self.announce.entry_term {
-            f.insert(fields::ENTRY_TERM.to_owned(), t.to_string());
-        }
-        if let Some((id, t)) = &self.announce.followed {
-            f.insert(fields::FOLLOWED.to_owned(), format!("{id}:{t}"));
-        }
-        f.insert(fields::ROLE.to_owned(), self.role_word().to_owned());
-        if self.is_entry() {
-            f.extend(facts::entry_fields(&self.facts));
-        }
-        if f != self.published {
-            self.published = f.clone();
-            self.acts.push(Act::SetFields(f));
-        }
+    /// The join coordinator.
+    pub fn coordinator(&self) -> &JoinCoordinator {
+        self.machine.coordinator()
+    }
+
+    /// The follower's phase.
+    pub fn phase(&self) -> &Phase {
+        self.machine.phase()
+    }
+
+    /// Whether the election reports two clusters among the members.
+    pub fn conflict(&self) -> bool {
+        self.machine.reports_conflict()
+    }
+
+    /// The callers waiting on this agent for a vote or a join answer.
+    pub fn callers(&self) -> Vec<CallRef> {
+        self.machine.callers().copied().collect()
     }
 }

@@ -42,7 +42,7 @@ impl Sim {
             let active = self.nodes[entry]
                 .agent
                 .as_ref()
-                .is_some_and(|a| a.coordinator.is_active());
+                .is_some_and(|a| a.coordinator().is_active());
             if active {
                 by_cluster
                     .entry(self.cluster_of(entry))

@@ -592,9 +592,8 @@ impl Sim {
             if agent.view_differs(&view) {
                 agent.on_view(view);
             }
-            agent.process();
             let acts = agent.drain_acts();
-            let hard = agent.election.hard_state().clone();
+            let hard = agent.hard.clone();
             let remembered = agent.remembered.clone();
             self.nodes[i].hard = hard;
             self.nodes[i].remembered = remembered;
@@ -663,6 +662,16 @@ impl Sim {
                     entry: entry.clone(),
                 };
                 self.call(i, &entry, Body::Join(msg), pending);
+            }
+            Act::Abandon { call } => {
+                // The machine dropped the caller (a newer claim superseded it): its call fails.
+                self.answer(
+                    i,
+                    call,
+                    Reply::Failed {
+                        detail: "superseded",
+                    },
+                );
             }
             Act::JoinAnswer { call, answer } => {
                 let msg = super::rpc::response_to_pb(&answer.response, &answer.cluster_id);
@@ -838,16 +847,7 @@ impl Sim {
         match body {
             Body::Claim(req) => {
                 let claim = super::rpc::claim_from_pb(&req);
-                if let Some(old) = agent.on_claim(req.from, claim, from) {
-                    // The earlier caller's reply channel is dropped: its call fails.
-                    self.answer(
-                        to,
-                        old,
-                        Reply::Failed {
-                            detail: "superseded",
-                        },
-                    );
-                }
+                agent.on_claim(req.from, claim, from);
             }
             Body::Join(req) => {
                 // `api::peer` takes the follower's address from the connection and the

@@ -19,12 +19,7 @@ impl Sim {
         };
         let name = self.nodes[i].name.clone();
         self.note(format!("{name} crashes"));
-        let mut waiting: Vec<_> = agent
-            .votes
-            .values()
-            .chain(agent.answers.values())
-            .copied()
-            .collect();
+        let mut waiting = agent.callers();
         // In a fixed order: the replay must not depend on a hash map's.
         waiting.sort_by_key(|c| (c.node, c.id));
         for call in waiting {
@@ -100,7 +95,7 @@ impl Sim {
     pub fn entry_points(&self) -> Vec<(usize, Term)> {
         self.live()
             .into_iter()
-            .filter_map(|i| match self.nodes[i].agent.as_ref()?.election.role() {
+            .filter_map(|i| match self.nodes[i].agent.as_ref()?.election().role() {
                 Role::Entry { term } => Some((i, term)),
                 _ => None,
             })
@@ -119,12 +114,12 @@ impl Sim {
 
     /// The follower phase of running machine `i`.
     pub fn phase(&self, i: usize) -> Option<&Phase> {
-        self.nodes[i].agent.as_ref().map(|a| &a.phase)
+        self.nodes[i].agent.as_ref().map(|a| a.phase())
     }
 
     /// Whether running machine `i` reports two microk8s clusters among the members.
     pub fn reports_conflict(&self, i: usize) -> bool {
-        self.nodes[i].agent.as_ref().is_some_and(|a| a.conflict)
+        self.nodes[i].agent.as_ref().is_some_and(|a| a.conflict())
     }
 
     /// How many `microk8s join`s the twin ran or runs.

@@ -11,6 +11,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use super::super::commands;
+use super::super::effects::Done;
 use super::agent::Act;
 use super::{Event, JoinWindow, Sim, SimFailure};
 use crate::microk8s::JoinUrl;
@@ -97,27 +98,32 @@ impl Sim {
                 remembered,
                 version,
                 was_running,
-            } => agent.on_facts(now_or_never(commands::probe(
+            } => agent.on_done(Done::Facts(Box::new(now_or_never(commands::probe(
                 &m8s,
                 remembered,
                 version,
                 was_running,
-            ))),
-            Act::WaitReady => agent.on_ready(now_or_never(commands::wait_ready(&m8s))),
+            ))))),
+            Act::WaitReady => agent.on_done(Done::Ready(now_or_never(commands::wait_ready(&m8s)))),
             Act::AddNode {
                 follower,
                 token,
                 ttl,
             } => {
                 let result = now_or_never(commands::add_node(&m8s, token, ttl));
-                agent.on_add_node(follower, result);
+                agent.on_done(Done::AddNode { follower, result });
             }
             Act::RemoveNode { name, force } => {
                 let outcome = now_or_never(commands::remove_node(&m8s, &name, force));
-                agent.on_removed(name, outcome);
+                agent.on_done(Done::Removed { name, outcome });
             }
             Act::Join { url, role } => {
-                agent.on_joined(now_or_never(commands::join(&m8s, &url, role)));
+                let outcome = now_or_never(commands::join(&m8s, &url, role));
+                // `took` only words the journal, which the simulation does not keep.
+                agent.on_done(Done::Joined {
+                    outcome,
+                    took: Duration::ZERO,
+                });
             }
             Act::CheckJoined { entry, joiner } => {
                 let entry = view.as_ref().and_then(|v| {
@@ -125,16 +131,17 @@ impl Sim {
                         .chain(v.members.iter())
                         .find(|m| m.id() == entry)
                 });
-                agent.on_checked(now_or_never(commands::check_joined(&m8s, entry, &joiner)));
+                let outcome = now_or_never(commands::check_joined(&m8s, entry, &joiner));
+                agent.on_done(Done::Checked(outcome));
             }
             Act::Reset => {
                 let outcome = now_or_never(commands::leave(&m8s));
                 self.note(format!("{name} resets with microk8s leave: {outcome:?}"));
                 if let Some(agent) = self.nodes[i].agent.as_mut() {
-                    agent.on_reset(outcome);
+                    agent.on_done(Done::Reset(outcome));
                 }
             }
-            Act::LeaveOther => agent.on_left_other(now_or_never(commands::leave(&m8s))),
+            Act::LeaveOther => agent.on_done(Done::LeftOther(now_or_never(commands::leave(&m8s)))),
             other => unreachable!("{other:?} is not a microk8s command"),
         }
         Ok(())
