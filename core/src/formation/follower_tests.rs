@@ -495,3 +495,32 @@ fn a_joined_node_that_drops_out_of_the_cluster_joins_again() {
     assert_eq!(actions(f.drain_outputs()), [Output::WaitReady]);
     assert!(f.phase().is_joining());
 }
+
+#[test]
+fn a_join_is_checked_with_the_entry_point_followed_now() {
+    let mut f = joining();
+    f.handle(s(60), Input::JoinFinished(Ok(())));
+    let out = actions(f.drain_outputs());
+    assert!(
+        matches!(&out[1], Output::CheckJoined { entry, .. } if entry == "e"),
+        "{out:?}"
+    );
+    // The entry point that granted the join dies before it saw this node; another control
+    // plane of its cluster takes over (found by the workflow simulation, seeds 22 and 31).
+    f.handle(
+        s(60),
+        not_yet("host-l is not listed Ready by the entry point yet"),
+    );
+    f.handle(
+        s(61),
+        view(&member("l", "ca-l", 1), Some(&member("e2", "X", 2))),
+    );
+    // The check that was due runs now, with the new entry point.
+    let out = actions(f.drain_outputs());
+    assert!(
+        matches!(&out[..], [Output::CheckJoined { entry, .. }] if entry == "e2"),
+        "checked with the new entry point: {out:?}"
+    );
+    f.handle(s(61), Input::Checked(Ok(())));
+    assert_eq!(f.phase(), &Phase::Joined);
+}

@@ -6,11 +6,12 @@
 //! their safety phase and assert what must hold after it, then, in a test of their own, their
 //! liveness phase: one cluster of every running machine, every join verified.
 //!
-//! These liveness tests found five protocol bugs when they were written, each now fixed in the
-//! cores and covered by a unit test there: a follower verified its join only against the entry
-//! point that granted it (and reset a working node when that one died); a stale NotReady Node
-//! object locked its machine out for good (`NameTaken`); `AlreadyMember` from stale facts left
-//! a standalone node believing it had joined; a coordinator that stepped down kept granting.
+//! These liveness tests found protocol bugs when they were written, each now fixed in the cores
+//! and covered by a unit test there: a follower verified its join only against the entry point
+//! that granted it (and reset a working node when that one died, which could then seed a
+//! second cluster); a stale NotReady Node object locked its machine out for good
+//! (`NameTaken`); `AlreadyMember` from stale facts left a standalone node believing it had
+//! joined; a coordinator that stepped down kept granting.
 
 use std::time::Duration;
 
