@@ -22,8 +22,11 @@
 //!   (one function per invariant, the seed in every failure), benchmark helpers in `bench.rs`
 //!   (membership), and the scenarios in `sim_tests.rs`. Membership's simulator is public
 //!   behind the `sim` feature (always on in this crate's tests), for the benchmark;
-//!   election's is test-only.
+//!   election's is test-only. The simulators share one timeline, `agenda` (also behind
+//!   `sim`; the agent's workflow simulation uses it too).
 
+#[cfg(any(test, feature = "sim"))]
+pub mod agenda;
 pub mod backoff;
 pub mod election;
 pub mod formation;

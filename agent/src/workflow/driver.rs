@@ -10,22 +10,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use log::Level;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::effects::Effects;
-use super::handle::{Inbox, Request, WorkflowHandle};
+use super::handle::{Caller, Inbox, WorkflowHandle};
 use super::machine::{Effect, Input, MachineSetup, Notice, WorkflowMachine};
-use super::rpc::{JoinAnswer, PeerClients, Peers, role_word};
+use super::rpc::{PeerClients, Peers, role_word};
 use super::status::FormationStatus;
 use super::vote;
 use crate::events::EventBus;
 use crate::journal::{Event, Field};
 use crate::mesh::{MeshHandle, MeshView};
 use crate::microk8s::Microk8s;
-use muster_core::election::{self, ClaimReply, ElectionConfig};
+use muster_core::election::{self, ElectionConfig};
 use muster_core::formation::{self, FormationConfig};
 
 /// What the workflow needs to start.
@@ -84,17 +84,6 @@ pub fn spawn(
 
 /// Where a worker keeps the id of the cluster it joined (it cannot read the credentials).
 const CLUSTER_ID_FILE: &str = "cluster-id";
-
-/// A caller waiting for the workflow's answer.
-#[derive(Debug)]
-enum Caller {
-    /// A claimant, for this node's vote.
-    Vote(oneshot::Sender<ClaimReply>),
-    /// A follower, for the join answer.
-    Join(oneshot::Sender<JoinAnswer>),
-    /// `muster leave`, for the account of what was done.
-    Leave(oneshot::Sender<String>),
-}
 
 /// Starts the workflow task with `peers` as its way to other agents and `seed` for its cores.
 pub(crate) fn spawn_with(
@@ -188,8 +177,7 @@ impl Workflow {
                     self.view_input()
                 }
                 input = self.rx.recv() => match input {
-                    Some(Inbox::Request(r)) => request_input(r),
-                    Some(Inbox::Done(d)) => Input::Done(d),
+                    Some(input) => input,
                     None => return,
                 },
                 _ = tokio::time::sleep_until(deadline) => Input::Tick,
@@ -433,26 +421,6 @@ impl Workflow {
         let role = self.machine.role_word();
         self.events
             .emit(level, event, &peer, &[(Field::Role, role)], message);
-    }
-}
-
-/// A request from the API or a peer as the machine's input, its reply channel as the caller.
-fn request_input(request: Request) -> Input<Caller> {
-    match request {
-        Request::Claim { from, claim, reply } => Input::Claim {
-            from,
-            claim,
-            caller: Caller::Vote(reply),
-        },
-        Request::Join { req, reply } => Input::Join {
-            req,
-            caller: Caller::Join(reply),
-        },
-        Request::Report { from, outcome } => Input::Report { from, outcome },
-        Request::Removal { name } => Input::Removal { name },
-        Request::Leave { reply } => Input::Leave {
-            caller: Caller::Leave(reply),
-        },
     }
 }
 

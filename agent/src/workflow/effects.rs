@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use super::commands::{self, Joiner};
 use super::facts::LocalFacts;
 use super::handle::Inbox;
-use super::machine::EntryContact;
+use super::machine::{EntryContact, Input};
 use super::outcome;
 use super::rpc::{JoinAnswer, JoinAsk, Peers};
 use crate::mesh::{MeshHandle, MeshView};
@@ -111,7 +111,7 @@ impl Effects {
         self.tracker.spawn(async move {
             let done = work.await;
             // A stopped workflow has no use for the result.
-            let _ = inbox.send(Inbox::Done(done)).await;
+            let _ = inbox.send(Input::Done(done)).await;
         });
     }
 

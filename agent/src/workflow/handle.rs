@@ -1,6 +1,6 @@
 //! How the rest of the agent talks to the workflow task: the [`WorkflowHandle`] (requests from
-//! the `Peer` service and the API, in domain types) and the task's one inbox, which also
-//! carries the results of its own effects.
+//! the `Peer` service and the API, in domain types) and the task's one inbox of machine inputs,
+//! which also carries the results of its own effects.
 //!
 //! Errors are typed ([`WorkflowError`]); `api::peer` maps them to gRPC statuses.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::effects::Done;
+use super::machine::Input;
 use super::rpc::JoinAnswer;
 use super::status::FormationStatus;
 use muster_core::election::{Claim, ClaimReply, NodeId};
@@ -18,52 +18,20 @@ use muster_core::formation::{JoinRequest, Outcome};
 /// ([`JOIN_HOLD`](muster_core::formation::pacing::JOIN_HOLD)), below the peers' RPC timeout.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(8);
 
-/// A request from outside the workflow.
+/// A caller waiting for the workflow's answer: the reply channel it waits on.
 #[derive(Debug)]
-pub(crate) enum Request {
-    /// A peer's entry-point claim.
-    Claim {
-        /// The claimant.
-        from: NodeId,
-        /// Its claim.
-        claim: Claim,
-        /// Where the vote goes.
-        reply: oneshot::Sender<ClaimReply>,
-    },
-    /// A follower's join request.
-    Join {
-        /// The request.
-        req: JoinRequest,
-        /// Where the answer goes.
-        reply: oneshot::Sender<JoinAnswer>,
-    },
-    /// A follower's report of its join.
-    Report {
-        /// The follower.
-        from: NodeId,
-        /// What it reported.
-        outcome: Outcome,
-    },
-    /// A node that left asks for its `remove-node`.
-    Removal {
-        /// Its node name.
-        name: String,
-    },
-    /// `muster leave`.
-    Leave {
-        /// Where the account of what was done goes.
-        reply: oneshot::Sender<String>,
-    },
+pub(crate) enum Caller {
+    /// A claimant, for this node's vote.
+    Vote(oneshot::Sender<ClaimReply>),
+    /// A follower, for the join answer.
+    Join(oneshot::Sender<JoinAnswer>),
+    /// `muster leave`, for the account of what was done.
+    Leave(oneshot::Sender<String>),
 }
 
-/// Everything the workflow task receives, in one inbox.
-#[derive(Debug)]
-pub(crate) enum Inbox {
-    /// From the `Peer` service or the API.
-    Request(Request),
-    /// An effect finished.
-    Done(Done),
-}
+/// Everything the workflow task receives, in one inbox: requests from the `Peer` service and
+/// the API, and the results of its own effects, as the machine's inputs.
+pub(crate) type Inbox = Input<Caller>;
 
 /// Why the workflow could not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -98,16 +66,16 @@ impl WorkflowHandle {
         WorkflowHandle { tx, status }
     }
 
-    async fn send(&self, request: Request) -> Result<(), WorkflowError> {
+    async fn send(&self, input: Inbox) -> Result<(), WorkflowError> {
         self.tx
-            .send(Inbox::Request(request))
+            .send(input)
             .await
             .map_err(|_| WorkflowError::NotRunning)
     }
 
     async fn ask<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+        make: impl FnOnce(oneshot::Sender<T>) -> Inbox,
     ) -> Result<T, WorkflowError> {
         let (tx, rx) = oneshot::channel();
         self.send(make(tx)).await?;
@@ -119,31 +87,42 @@ impl WorkflowHandle {
 
     /// An entry-point claim from peer `from`; returns this node's vote.
     pub async fn claim(&self, from: NodeId, claim: Claim) -> Result<ClaimReply, WorkflowError> {
-        self.ask(|reply| Request::Claim { from, claim, reply })
-            .await
+        self.ask(|reply| Input::Claim {
+            from,
+            claim,
+            caller: Caller::Vote(reply),
+        })
+        .await
     }
 
     /// A join request from a follower; answered at once or when its grant exists (a long
     /// poll of at most [`JOIN_HOLD`](muster_core::formation::pacing::JOIN_HOLD)).
     pub async fn request_join(&self, req: JoinRequest) -> Result<JoinAnswer, WorkflowError> {
-        self.ask(|reply| Request::Join { req, reply }).await
+        self.ask(|reply| Input::Join {
+            req,
+            caller: Caller::Join(reply),
+        })
+        .await
     }
 
     /// A follower's report of its join.
     pub async fn report(&self, from: NodeId, outcome: Outcome) -> Result<(), WorkflowError> {
-        self.send(Request::Report { from, outcome }).await
+        self.send(Input::Report { from, outcome }).await
     }
 
     /// A node asks to be removed after its `microk8s leave`; queued on the entry point.
     pub async fn removal(&self, name: String) -> Result<(), WorkflowError> {
-        self.send(Request::Removal { name }).await
+        self.send(Input::Removal { name }).await
     }
 
     /// `muster leave`: leaves the microk8s cluster (`microk8s leave`, then `remove-node` on the
     /// entry point); returns what was done.
     pub async fn leave(&self) -> String {
         let (tx, rx) = oneshot::channel();
-        if self.send(Request::Leave { reply: tx }).await.is_err() {
+        let leave = Input::Leave {
+            caller: Caller::Leave(tx),
+        };
+        if self.send(leave).await.is_err() {
             return WorkflowError::NotRunning.to_string();
         }
         rx.await

@@ -1,131 +1,24 @@
 //! One simulated agent's workflow: the production [`WorkflowMachine`] (the very routing the
-//! tokio driver runs), on the simulator's clock, its effects turned into [`Act`]s that the
-//! simulator carries out on the twin or the simulated network.
+//! tokio driver runs) on the simulator's clock; its effects are what the simulator carries
+//! out on the twin or the simulated network.
 //!
 //! Owns only the translation: sim time to workflow time, the mesh's clock offset, which view
-//! was fed last, and which effects matter to the simulator (the journal's notices are
-//! dropped but for the ones the invariant checks observe; the vote and a worker's cluster id
-//! are kept as "on disk" across restarts).
+//! was fed last, and the vote and a worker's cluster id, kept as "on disk" across restarts.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::super::commands::Joiner;
 use super::super::effects::Done;
-use super::super::machine::{Effect, Input, MachineSetup, Notice, WorkflowMachine};
-use super::super::rpc::{JoinAnswer, JoinAsk};
+use super::super::machine::{Effect, Input, MachineSetup, WorkflowMachine};
+use super::super::rpc::JoinAnswer;
 use super::CallRef;
-use muster_core::election::{Claim, ClaimReply, Election, ElectionConfig, HardState, NodeId, Term};
-use muster_core::formation::{
-    self, FormationConfig, JoinCoordinator, JoinRequest, JoinRole, Outcome, Phase,
-};
+use muster_core::election::{Claim, ClaimReply, Election, ElectionConfig, HardState, NodeId};
+use muster_core::formation::{self, FormationConfig, JoinCoordinator, JoinRequest, Outcome, Phase};
 use muster_core::membership::View;
 
-/// Something the simulator must carry out for an agent: one effect of `effects.rs`, one
-/// reply, or one observation for the invariant checks.
-#[derive(Debug)]
-pub(super) enum Act {
-    /// Probe this node's microk8s facts.
-    Probe {
-        /// The cluster id a worker remembers.
-        remembered: Option<String>,
-        /// The version, once known.
-        version: Option<String>,
-        /// The last probe found a running control plane.
-        was_running: bool,
-    },
-    /// `microk8s status --wait-ready`.
-    WaitReady,
-    /// `microk8s add-node`.
-    AddNode {
-        /// The follower it is for.
-        follower: NodeId,
-        /// The token.
-        token: String,
-        /// Its lifetime.
-        ttl: Duration,
-    },
-    /// `microk8s remove-node`.
-    RemoveNode {
-        /// The node.
-        name: String,
-        /// `--force`.
-        force: bool,
-    },
-    /// `microk8s join`.
-    Join {
-        /// The URL granted.
-        url: String,
-        /// The role granted.
-        role: JoinRole,
-    },
-    /// One check of this node's join.
-    CheckJoined {
-        /// The entry point to check with.
-        entry: NodeId,
-        /// This node.
-        joiner: Joiner,
-    },
-    /// `microk8s leave` to reset a half-joined node.
-    Reset,
-    /// `microk8s leave` to quit another cluster.
-    LeaveOther,
-    /// Send a claim to the member `to`.
-    SendClaim {
-        /// The voter.
-        to: NodeId,
-        /// The claim.
-        claim: Claim,
-    },
-    /// Answer the claimant waiting on `call`.
-    ClaimReply {
-        /// The caller.
-        call: CallRef,
-        /// The vote.
-        reply: ClaimReply,
-    },
-    /// Ask the entry point for a join.
-    RequestJoin {
-        /// The entry point.
-        entry: NodeId,
-        /// What is asked.
-        ask: JoinAsk,
-    },
-    /// Answer the follower waiting on `call`.
-    JoinAnswer {
-        /// The caller.
-        call: CallRef,
-        /// The answer.
-        answer: JoinAnswer,
-    },
-    /// Report the join's outcome to the entry point (fire and forget).
-    Report {
-        /// The entry point.
-        entry: NodeId,
-        /// The outcome.
-        outcome: Outcome,
-    },
-    /// Hand these gossiped fields to the mesh (merged into the local metadata).
-    SetFields(BTreeMap<String, String>),
-    /// This node's election confirmed it as entry point of `term`.
-    BecameEntry(Term),
-    /// The coordinator granted `follower` a join.
-    Granted {
-        /// The follower.
-        follower: NodeId,
-    },
-    /// The coordinator ended the join of `follower` (verified or failed).
-    GrantClosed {
-        /// The follower.
-        follower: NodeId,
-    },
-    /// Nobody will answer the caller waiting on `call` (superseded).
-    Abandon {
-        /// The caller.
-        call: CallRef,
-    },
-}
+/// What the simulator carries out for an agent: the machine's effects, with the caller of a
+/// peer call named by the simulated call.
+pub(super) type Act = Effect<CallRef>;
 
 /// What an agent needs to start.
 pub(super) struct AgentSetup {
@@ -275,62 +168,14 @@ impl Agent {
         }
     }
 
-    fn translate(&mut self, effect: Effect<CallRef>) {
-        let act = match effect {
-            Effect::Probe {
-                remembered,
-                version,
-                was_running,
-            } => Act::Probe {
-                remembered,
-                version,
-                was_running,
-            },
-            Effect::WaitReady => Act::WaitReady,
-            Effect::AddNode {
-                follower,
-                token,
-                ttl,
-            } => Act::AddNode {
-                follower,
-                token,
-                ttl,
-            },
-            Effect::RemoveNode { name, force } => Act::RemoveNode { name, force },
-            Effect::Join { url, role } => Act::Join { url, role },
-            Effect::CheckJoined { entry, joiner } => Act::CheckJoined { entry, joiner },
-            Effect::Reset => Act::Reset,
-            Effect::LeaveOther => Act::LeaveOther,
-            Effect::SendClaim { to, claim, .. } => Act::SendClaim { to, claim },
-            Effect::RequestJoin { entry, ask, .. } => Act::RequestJoin { entry, ask },
-            Effect::Report { entry, outcome, .. } => Act::Report { entry, outcome },
-            Effect::Vote { caller, reply } => Act::ClaimReply {
-                call: caller,
-                reply,
-            },
-            Effect::Answer { caller, answer } => Act::JoinAnswer {
-                call: caller,
-                answer,
-            },
-            Effect::Abandon { caller } => Act::Abandon { call: caller },
-            Effect::SetFields(fields) => Act::SetFields(fields),
-            Effect::PersistVote(hs) => {
-                self.hard = hs;
-                return;
-            }
-            Effect::RememberCluster(id) => {
-                self.remembered = Some(id);
-                return;
-            }
-            Effect::Notice(Notice::BecameEntry(term)) => Act::BecameEntry(term),
-            Effect::Notice(Notice::Granted { follower, .. }) => Act::Granted { follower },
-            Effect::Notice(
-                Notice::Joined { follower, .. } | Notice::JoinFailed { follower, .. },
-            ) => Act::GrantClosed { follower },
-            // `muster leave` is not simulated.
-            Effect::LeaveCluster { .. } | Effect::LeaveReply { .. } | Effect::Notice(_) => return,
-        };
-        self.acts.push(act);
+    /// Keeps what the machine persists ("on disk", across restarts); everything else goes to
+    /// the simulator.
+    fn translate(&mut self, effect: Act) {
+        match effect {
+            Effect::PersistVote(hs) => self.hard = hs,
+            Effect::RememberCluster(id) => self.remembered = Some(id),
+            other => self.acts.push(other),
+        }
     }
 
     /// The election core.

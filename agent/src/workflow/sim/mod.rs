@@ -21,8 +21,9 @@
 //! `MUSTER_SIM_SEED=<seed> cargo test -p muster --lib workflow::sim`; the same seed replays
 //! the same run exactly.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use muster_core::agenda::Agenda;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -34,6 +35,7 @@ use muster_core::rng::Rng;
 use muster_proto::v1 as pb;
 
 use self::agent::{Act, Agent, AgentSetup};
+use super::machine::{Effect, Notice};
 use crate::microk8s::{FakeMicrok8s, MemoryCluster};
 
 mod agent;
@@ -206,29 +208,6 @@ enum Event {
     },
 }
 
-struct Scheduled {
-    at: Duration,
-    order: u64,
-    event: Event,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.order) == (other.at, other.order)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.order).cmp(&(other.at, other.order))
-    }
-}
-
 /// One simulated machine.
 struct Node {
     id: NodeId,
@@ -272,8 +251,7 @@ pub(crate) struct Sim {
     nodes: Vec<Node>,
     by_id: HashMap<NodeId, usize>,
     twin: MemoryCluster,
-    queue: BinaryHeap<Reverse<Scheduled>>,
-    order: u64,
+    queue: Agenda<Event>,
     next_call: u64,
     /// Partition groups; `None` when the network is whole.
     groups: Option<Vec<u32>>,
@@ -340,8 +318,7 @@ impl Sim {
             nodes,
             by_id,
             twin,
-            queue: BinaryHeap::new(),
-            order: 0,
+            queue: Agenda::new(),
             next_call: 0,
             groups: None,
             entries: BTreeMap::new(),
@@ -421,12 +398,7 @@ impl Sim {
     }
 
     fn push(&mut self, at: Duration, event: Event) {
-        self.order += 1;
-        self.queue.push(Reverse(Scheduled {
-            at,
-            order: self.order,
-            event,
-        }));
+        self.queue.push(at, event);
     }
 
     /// Records a notable event for failure reports.
@@ -449,8 +421,8 @@ impl Sim {
 
     /// Runs until sim time `until`, checking the invariants after every step.
     pub fn run_until(&mut self, until: Duration) -> Result<(), SimFailure> {
-        while let Some(Reverse(next)) = self.queue.peek() {
-            if next.at > until {
+        while let Some(at) = self.queue.next_at() {
+            if at > until {
                 break;
             }
             self.step()?;
@@ -492,11 +464,11 @@ impl Sim {
     }
 
     fn step(&mut self) -> Result<(), SimFailure> {
-        let Some(Reverse(item)) = self.queue.pop() else {
+        let Some((at, event)) = self.queue.pop() else {
             return Ok(());
         };
-        self.advance_to(item.at);
-        let node = match item.event {
+        self.advance_to(at);
+        let node = match event {
             Event::MeshDeliver { to, msg } => {
                 let n = &mut self.nodes[to];
                 let Some(m) = n.mesh.as_mut() else {
@@ -515,7 +487,7 @@ impl Sim {
             }
             Event::MeshWake { node, epoch } => {
                 let n = &mut self.nodes[node];
-                if n.epoch != epoch || n.mesh_wake != Some(item.at) {
+                if n.epoch != epoch || n.mesh_wake != Some(at) {
                     return Ok(());
                 }
                 n.mesh_wake = None;
@@ -527,7 +499,7 @@ impl Sim {
             }
             Event::WfWake { node, epoch } => {
                 let n = &mut self.nodes[node];
-                if n.epoch != epoch || n.wf_wake != Some(item.at) {
+                if n.epoch != epoch || n.wf_wake != Some(at) {
                     return Ok(());
                 }
                 n.wf_wake = None;
@@ -639,17 +611,20 @@ impl Sim {
     /// Carries out one act of node `i`; true when it changed the node's gossiped fields.
     fn carry_out(&mut self, i: usize, act: Act) -> Result<bool, SimFailure> {
         match act {
-            Act::SetFields(fields) => return Ok(self.set_fields(i, fields)),
-            Act::SendClaim { to, claim } => {
+            Effect::SetFields(fields) => return Ok(self.set_fields(i, fields)),
+            Effect::SendClaim { to, claim, .. } => {
                 let from = self.nodes[i].id.clone();
                 let msg = super::rpc::claim_to_pb("sim", &from, &claim);
                 self.call(i, &to, Body::Claim(msg), Pending::Claim { to: to.clone() });
             }
-            Act::ClaimReply { call, reply } => {
+            Effect::Vote {
+                caller: call,
+                reply,
+            } => {
                 let reply = Reply::Claim(super::rpc::reply_to_pb(&reply));
                 self.answer(i, call, reply);
             }
-            Act::RequestJoin { entry, ask } => {
+            Effect::RequestJoin { entry, ask, .. } => {
                 let msg = pb::JoinRequestMsg {
                     cluster: "sim".to_owned(),
                     from: self.nodes[i].id.clone(),
@@ -663,7 +638,7 @@ impl Sim {
                 };
                 self.call(i, &entry, Body::Join(msg), pending);
             }
-            Act::Abandon { call } => {
+            Effect::Abandon { caller: call } => {
                 // The machine dropped the caller (a newer claim superseded it): its call fails.
                 self.answer(
                     i,
@@ -673,11 +648,14 @@ impl Sim {
                     },
                 );
             }
-            Act::JoinAnswer { call, answer } => {
+            Effect::Answer {
+                caller: call,
+                answer,
+            } => {
                 let msg = super::rpc::response_to_pb(&answer.response, &answer.cluster_id);
                 self.answer(i, call, Reply::Join(msg));
             }
-            Act::Report { entry, outcome } => {
+            Effect::Report { entry, outcome, .. } => {
                 let msg = pb::JoinReportMsg {
                     cluster: "sim".to_owned(),
                     from: self.nodes[i].id.clone(),
@@ -689,22 +667,26 @@ impl Sim {
                 };
                 self.one_way(i, &entry, Body::Report(msg));
             }
-            Act::BecameEntry(term) => {
+            Effect::Notice(Notice::BecameEntry(term)) => {
                 let name = self.nodes[i].name.clone();
                 self.note(format!("{name} became entry point of term {term}"));
                 self.check_one_entry_per_term(i, term)?;
                 self.entries.entry(term).or_insert(i);
             }
-            Act::Granted { follower } => {
+            Effect::Notice(Notice::Granted { follower, .. }) => {
                 let name = self.nodes[i].name.clone();
                 self.note(format!("{name} granted {follower} a join"));
                 self.grants.insert(i, follower);
             }
-            Act::GrantClosed { follower } => {
+            Effect::Notice(
+                Notice::Joined { follower, .. } | Notice::JoinFailed { follower, .. },
+            ) => {
                 let name = self.nodes[i].name.clone();
                 self.note(format!("{name} closed the join of {follower}"));
                 self.grants.remove(&i);
             }
+            // The journal is not kept; `muster leave` is not simulated.
+            Effect::Notice(_) | Effect::LeaveCluster { .. } | Effect::LeaveReply { .. } => {}
             command => self.start_command(i, command)?,
         }
         Ok(false)

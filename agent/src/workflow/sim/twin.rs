@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::super::commands;
 use super::super::effects::Done;
+use super::super::machine::Effect;
 use super::agent::Act;
 use super::{Event, JoinWindow, Sim, SimFailure};
 use crate::microk8s::JoinUrl;
@@ -29,13 +30,13 @@ impl Sim {
     /// Starts a microk8s command of node `i`; it ends after its simulated duration.
     pub(super) fn start_command(&mut self, i: usize, act: Act) -> Result<(), SimFailure> {
         let (lo, hi) = match act {
-            Act::Join { .. } => self.cfg.join_time,
+            Effect::Join { .. } => self.cfg.join_time,
             _ => self.cfg.command_time,
         };
         let took = self.rng.duration_between(lo, hi);
         match &act {
-            Act::Join { url, .. } => self.join_starts(i, url, took)?,
-            Act::RemoveNode { name, force } => {
+            Effect::Join { url, .. } => self.join_starts(i, url, took)?,
+            Effect::RemoveNode { name, force } => {
                 let entry = self.nodes[i].name.clone();
                 self.note(format!("{entry} runs remove-node {name} (force {force})"));
                 self.check_no_live_member_removed(i, name)?;
@@ -82,7 +83,7 @@ impl Sim {
 
     /// Runs node `i`'s command against the twin now and feeds its result to the workflow.
     pub(super) fn run_command(&mut self, i: usize, act: Act) -> Result<(), SimFailure> {
-        if let Act::RemoveNode { name, .. } = &act {
+        if let Effect::RemoveNode { name, .. } = &act {
             self.check_no_ready_live_node_removed(i, name)?;
         }
         let now = self.now;
@@ -94,7 +95,7 @@ impl Sim {
         };
         agent.at(now);
         match act {
-            Act::Probe {
+            Effect::Probe {
                 remembered,
                 version,
                 was_running,
@@ -104,8 +105,10 @@ impl Sim {
                 version,
                 was_running,
             ))))),
-            Act::WaitReady => agent.on_done(Done::Ready(now_or_never(commands::wait_ready(&m8s)))),
-            Act::AddNode {
+            Effect::WaitReady => {
+                agent.on_done(Done::Ready(now_or_never(commands::wait_ready(&m8s))))
+            }
+            Effect::AddNode {
                 follower,
                 token,
                 ttl,
@@ -113,11 +116,11 @@ impl Sim {
                 let result = now_or_never(commands::add_node(&m8s, token, ttl));
                 agent.on_done(Done::AddNode { follower, result });
             }
-            Act::RemoveNode { name, force } => {
+            Effect::RemoveNode { name, force } => {
                 let outcome = now_or_never(commands::remove_node(&m8s, &name, force));
                 agent.on_done(Done::Removed { name, outcome });
             }
-            Act::Join { url, role } => {
+            Effect::Join { url, role } => {
                 let outcome = now_or_never(commands::join(&m8s, &url, role));
                 // `took` only words the journal, which the simulation does not keep.
                 agent.on_done(Done::Joined {
@@ -125,7 +128,7 @@ impl Sim {
                     took: Duration::ZERO,
                 });
             }
-            Act::CheckJoined { entry, joiner } => {
+            Effect::CheckJoined { entry, joiner } => {
                 let entry = view.as_ref().and_then(|v| {
                     std::iter::once(&v.local)
                         .chain(v.members.iter())
@@ -134,14 +137,16 @@ impl Sim {
                 let outcome = now_or_never(commands::check_joined(&m8s, entry, &joiner));
                 agent.on_done(Done::Checked(outcome));
             }
-            Act::Reset => {
+            Effect::Reset => {
                 let outcome = now_or_never(commands::leave(&m8s));
                 self.note(format!("{name} resets with microk8s leave: {outcome:?}"));
                 if let Some(agent) = self.nodes[i].agent.as_mut() {
                     agent.on_done(Done::Reset(outcome));
                 }
             }
-            Act::LeaveOther => agent.on_done(Done::LeftOther(now_or_never(commands::leave(&m8s)))),
+            Effect::LeaveOther => {
+                agent.on_done(Done::LeftOther(now_or_never(commands::leave(&m8s))))
+            }
             other => unreachable!("{other:?} is not a microk8s command"),
         }
         Ok(())

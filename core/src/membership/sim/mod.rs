@@ -11,8 +11,9 @@
 //! the gRPC driver drives them; each node gets its own clock origin to catch any reliance on
 //! a shared one.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
+
+use crate::agenda::Agenda;
 use std::fmt;
 use std::time::Duration;
 
@@ -141,29 +142,6 @@ enum Event {
     },
 }
 
-struct Scheduled {
-    at: Duration,
-    order: u64,
-    event: Event,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.order) == (other.at, other.order)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.order).cmp(&(other.at, other.order))
-    }
-}
-
 struct Node {
     meta: NodeMeta,
     machine: Option<Membership>,
@@ -182,8 +160,7 @@ pub struct Sim {
     rng: Rng,
     nodes: Vec<Node>,
     by_addr: HashMap<String, usize>,
-    queue: BinaryHeap<Reverse<Scheduled>>,
-    order: u64,
+    queue: Agenda<Event>,
     groups: Option<Vec<u32>>,
     /// Since when the network has been benign (no partition, no cut link), if it is.
     benign_since: Option<Duration>,
@@ -223,8 +200,7 @@ impl Sim {
             rng,
             nodes,
             by_addr,
-            queue: BinaryHeap::new(),
-            order: 0,
+            queue: Agenda::new(),
             groups: None,
             benign_since: Some(Duration::ZERO),
             checker: Checker::new(n),
@@ -322,18 +298,13 @@ impl Sim {
     }
 
     fn push(&mut self, at: Duration, event: Event) {
-        self.order += 1;
-        self.queue.push(Reverse(Scheduled {
-            at,
-            order: self.order,
-            event,
-        }));
+        self.queue.push(at, event);
     }
 
     /// Runs until sim time `until`.
     pub fn run_until(&mut self, until: Duration) -> Result<(), SimError> {
-        while let Some(Reverse(next)) = self.queue.peek() {
-            if next.at > until {
+        while let Some(at) = self.queue.next_at() {
+            if at > until {
                 break;
             }
             self.step()?;
@@ -366,14 +337,14 @@ impl Sim {
     }
 
     fn step(&mut self) -> Result<(), SimError> {
-        let Some(Reverse(item)) = self.queue.pop() else {
+        let Some((at, event)) = self.queue.pop() else {
             return Ok(());
         };
-        self.now = item.at;
-        match item.event {
+        self.now = at;
+        match event {
             Event::Wake { node, epoch } => {
                 let n = &mut self.nodes[node];
-                if n.epoch != epoch || n.wake_at != Some(item.at) {
+                if n.epoch != epoch || n.wake_at != Some(at) {
                     return Ok(());
                 }
                 n.wake_at = None;
