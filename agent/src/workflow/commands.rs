@@ -138,6 +138,8 @@ pub(crate) async fn check_joined(
                 ))),
                 Err(e) => Err(failure(&e)),
             };
+            // Known gap: should the followed entry point change to one of another cluster while
+            // a worker verifies, no confirmation comes and the follower resets at its timeout.
             let by_entry = entry
                 .map(|e| facts::verified_by_entry(e, &joiner.name, Some(joiner.ip), Role::Worker))
                 .unwrap_or_else(|| Err("the entry point is not in the view".to_owned()))
