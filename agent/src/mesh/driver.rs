@@ -284,10 +284,11 @@ impl Driver {
                 self.core.handle(now, Input::Gone { id: node_id });
             }
             Command::SetFields(fields) => {
-                // Merge: each subsystem owns its own keys (the GPU models stay).
+                // Each subsystem owns its own keys (the GPU models stay); an empty value
+                // withdraws a key.
                 let mut meta = (*self.core.local().meta).clone();
                 let before = meta.fields.clone();
-                meta.fields.extend(fields);
+                muster_core::membership::fields::merge(&mut meta.fields, fields);
                 if meta.fields != before {
                     match self.core.update_local_meta(meta, now) {
                         Ok(_) => self.publish(),

@@ -117,19 +117,38 @@ pub(crate) async fn check_joined(
 ) -> Outcome {
     let not_yet = |detail: String| Failure::new(FailureKind::NotYetJoined, detail);
     match joiner.role {
-        JoinRole::ControlPlane => match (m8s.nodes().await, m8s.status(None).await) {
-            (Ok(nodes), Ok(status)) => crate::microk8s::verify_joined(
-                &nodes,
-                Some(&status),
-                &Expected {
-                    name: &joiner.name,
-                    ip: joiner.ip,
-                    role: Role::ControlPlane,
-                },
-            )
-            .map_err(|e| not_yet(e.to_string())),
-            (Err(e), _) | (_, Err(e)) => Err(failure(&e)),
-        },
+        JoinRole::ControlPlane => {
+            let (nodes, status) = (m8s.nodes().await, m8s.status(None).await);
+            // A datastore member has joined (a silent failure never makes the node one); if it
+            // is not Ready, its cluster's health is what holds it back, not its join.
+            let member = match &status {
+                Ok(Status::Running(cs)) => cs.datastore_member(joiner.ip).is_some(),
+                Ok(Status::NotReady { datastore }) => {
+                    datastore.iter().any(|d| d.ip() == Some(joiner.ip))
+                }
+                _ => false,
+            };
+            let checked = match (nodes, status) {
+                (Ok(nodes), Ok(status)) => crate::microk8s::verify_joined(
+                    &nodes,
+                    Some(&status),
+                    &Expected {
+                        name: &joiner.name,
+                        ip: joiner.ip,
+                        role: Role::ControlPlane,
+                    },
+                )
+                .map_err(|e| not_yet(e.to_string())),
+                (Err(e), _) | (_, Err(e)) => Err(failure(&e)),
+            };
+            checked.map_err(|f| {
+                if member {
+                    Failure::new(FailureKind::NotReadyMember, f.detail)
+                } else {
+                    f
+                }
+            })
+        }
         JoinRole::Worker => {
             let local = match m8s.status(None).await {
                 Ok(Status::Worker) => Ok(()),

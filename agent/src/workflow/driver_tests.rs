@@ -251,7 +251,7 @@ async fn run_mesh(
             let mut members = members.lock().expect("members");
             if let MeshChange::Fields(i, f) = change {
                 let mut meta = (*members[i].meta).clone();
-                meta.fields.extend(f);
+                muster_core::membership::fields::merge(&mut meta.fields, f);
                 meta.meta_version += 1;
                 members[i].meta = Arc::new(meta);
             }

@@ -992,8 +992,14 @@ impl<C> WorkflowMachine<C> {
             f.extend(facts::entry_fields(&self.facts));
         }
         if f != self.published {
-            self.published = f.clone();
-            self.effects.push(Effect::SetFields(f));
+            // A key published before and not now is withdrawn (an empty value), so that a
+            // node that stopped being the entry point stops announcing its term and cluster.
+            let mut update = f.clone();
+            for key in self.published.keys().filter(|k| !f.contains_key(*k)) {
+                update.insert(key.clone(), String::new());
+            }
+            self.published = f;
+            self.effects.push(Effect::SetFields(update));
         }
     }
 

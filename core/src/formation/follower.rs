@@ -21,7 +21,10 @@
 //! A join that exits 0 can still never complete (microk8s' silent failure): only the checks
 //! tell. One that is not verified within `verify_timeout` leaves microk8s half-joined (not
 //! ready, its own datastore discarded), so the follower resets it with `microk8s leave` before
-//! the retry starts from a clean standalone node.
+//! the retry starts from a clean standalone node. The reset waits as long as nobody can judge
+//! the join: no live entry point of the cluster joined is in view (it died, or a partition cut
+//! it off), or this control plane is a datastore member that is merely not Ready. Resetting
+//! then could silently move a real member out of its cluster.
 //! The entry point hears of the join as soon as `microk8s join` exits 0, so that it looks for
 //! the node at once (it verifies on its own and also recognises a joined node it was not told
 //! about). A failed join or verification is reported too, so that it serves the next follower
@@ -239,11 +242,13 @@ enum Check {
 /// Checking a join: the schedule, the deadline and the last finding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Verification {
-    /// Give up (and reset) once this passes.
+    /// Give up (and reset) once this passes, if someone can judge the join by then.
     until: Duration,
     check: Check,
     /// What the last check found missing.
     last: Option<Failure>,
+    /// The cluster joined (the granting entry point's), when known.
+    cluster: Option<String>,
 }
 
 /// The follower side of forming a cluster.
@@ -338,6 +343,7 @@ impl FollowerJoin {
                                 entry: entry.clone(),
                                 outcome: Ok(()),
                             });
+                            let cluster = self.entry.as_ref().and_then(|e| e.cluster_id.clone());
                             self.verification = Some(Verification {
                                 until: self.now + self.config.verify_timeout,
                                 check: Check::Due {
@@ -345,6 +351,7 @@ impl FollowerJoin {
                                     pause: VERIFY_FIRST,
                                 },
                                 last: None,
+                                cluster,
                             });
                             self.set_phase(Phase::Verifying { entry, role });
                         }
@@ -435,6 +442,18 @@ impl FollowerJoin {
         let Check::Due { at, pause } = v.check else {
             return;
         };
+        // Only a live entry point of the cluster joined can deny the join, and a control plane
+        // that is a datastore member has joined whatever its readiness: without either, the
+        // node may be a member cut off from its cluster, and a reset would move it silently.
+        let judged = self.entry.as_ref().is_some_and(|e| {
+            e.liveness.is_up() && (v.cluster.is_none() || e.cluster_id == v.cluster)
+        }) && v
+            .last
+            .as_ref()
+            .is_none_or(|f| f.kind != FailureKind::NotReadyMember);
+        if self.now >= v.until && !judged {
+            v.until = self.now + self.config.verify_timeout;
+        }
         if self.now >= v.until {
             let entry = entry.clone();
             self.outputs.push(Output::Reset);

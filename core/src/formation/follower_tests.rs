@@ -524,3 +524,85 @@ fn a_join_is_checked_with_the_entry_point_followed_now() {
     f.handle(s(61), Input::Checked(Ok(())));
     assert_eq!(f.phase(), &Phase::Joined);
 }
+
+#[test]
+fn no_reset_while_nobody_of_the_cluster_joined_can_judge_the_join() {
+    let mut f = joining();
+    f.handle(s(60), Input::JoinFinished(Ok(())));
+    f.drain_outputs();
+    // The entry point is cut off (a partition) and declared dead before it saw this node: the
+    // node may be a member cut off from its cluster (found by the workflow simulation).
+    let mut e = member("e", "X", 2);
+    e.liveness = crate::election::Liveness::Dead { since: s(61) };
+    f.handle(
+        s(61),
+        not_yet("host-l is not listed Ready by the entry point yet"),
+    );
+    f.handle(s(61), view(&member("l", "ca-l", 1), Some(&e)));
+    // An entry point of another cluster cannot judge it either.
+    f.handle(
+        s(200),
+        view(&member("l", "ca-l", 1), Some(&member("o", "Y", 5))),
+    );
+    let mut now = s(61);
+    while now < s(60 + 900) {
+        let out = actions(f.drain_outputs());
+        assert!(!out.contains(&Output::Reset), "reset at {now:?}: {out:?}");
+        if out.iter().any(|o| matches!(o, Output::CheckJoined { .. })) {
+            f.handle(now, not_yet("not listed Ready by the entry point"));
+        }
+        now = f.next_deadline().expect("still checking");
+        f.handle(now, Input::Tick);
+    }
+    assert!(
+        matches!(f.phase(), Phase::Verifying { .. }),
+        "{:?}",
+        f.phase()
+    );
+    // A live entry point of the cluster joined can judge again: it denies, and the node resets.
+    f.handle(
+        now,
+        view(&member("l", "ca-l", 1), Some(&member("e2", "X", 2))),
+    );
+    let deadline = now + FormationConfig::default().verify_timeout;
+    while now <= deadline {
+        let out = actions(f.drain_outputs());
+        if out.contains(&Output::Reset) {
+            return;
+        }
+        if out.iter().any(|o| matches!(o, Output::CheckJoined { .. })) {
+            f.handle(now, not_yet("not listed Ready by the entry point"));
+        }
+        now = f.next_deadline().expect("still checking");
+        f.handle(now, Input::Tick);
+    }
+    panic!("no reset although a live entry point of the cluster denies the join");
+}
+
+#[test]
+fn a_control_plane_in_the_datastore_is_never_reset() {
+    let mut f = joining();
+    f.handle(s(60), Input::JoinFinished(Ok(())));
+    f.drain_outputs();
+    let mut now = s(60);
+    while now < s(60 + 900) {
+        let out = actions(f.drain_outputs());
+        assert!(!out.contains(&Output::Reset), "reset at {now:?}: {out:?}");
+        if out.iter().any(|o| matches!(o, Output::CheckJoined { .. })) || now == s(60) {
+            f.handle(
+                now,
+                Input::Checked(Err(Failure::new(
+                    FailureKind::NotReadyMember,
+                    "node host-l is listed but NotReady",
+                ))),
+            );
+        }
+        now = f.next_deadline().expect("still checking");
+        f.handle(now, Input::Tick);
+    }
+    assert!(
+        matches!(f.phase(), Phase::Verifying { .. }),
+        "{:?}",
+        f.phase()
+    );
+}

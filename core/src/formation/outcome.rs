@@ -36,6 +36,9 @@ pub enum FailureKind {
     NotMember,
     /// The join has not shown up yet (a verification check).
     NotYetJoined,
+    /// This control plane is a datastore member of its cluster but not Ready (its cluster may
+    /// be unreachable or without quorum): it has joined; readiness is the cluster's health.
+    NotReadyMember,
     /// A peer's answer or a command's output could not be understood.
     BadAnswer,
     /// Anything else; the detail says what.

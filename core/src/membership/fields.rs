@@ -5,6 +5,12 @@
 //! workflow writes the microk8s, election and cluster keys; the daemon writes the GPU models)
 //! nor how they are parsed into the cores' views (the workflow's facts module). A key is an
 //! interface between agents of different versions: rename one and older peers stop reading it.
+//!
+//! Each publisher on a node (the workflow, the daemon) owns its keys and hands the mesh only
+//! those; [`merge`] keeps the others, and an empty value withdraws a key (a node that stops
+//! being the entry point withdraws its `cluster.*` keys and its `entry_term`).
+
+use std::collections::BTreeMap;
 
 /// Election priority (lower wins), decimal.
 pub const PRIORITY: &str = "priority";
@@ -37,3 +43,46 @@ pub const VOTERS: &str = "cluster.voters";
 pub const HA: &str = "cluster.ha";
 /// GPU models of the machine, comma-separated (the count travels in the resources).
 pub const GPU_MODELS: &str = "gpu_models";
+
+/// Merges a publisher's `update` into a node's `fields`: keys of other publishers stay, a key
+/// with an empty value is removed.
+pub fn merge(fields: &mut BTreeMap<String, String>, update: BTreeMap<String, String>) {
+    for (key, value) in update {
+        if value.is_empty() {
+            fields.remove(&key);
+        } else {
+            fields.insert(key, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merge_keeps_other_publishers_keys_and_withdraws_empty_ones() {
+        let mut f: BTreeMap<String, String> = [
+            (GPU_MODELS.to_owned(), "T4".to_owned()),
+            (ENTRY_TERM.to_owned(), "3".to_owned()),
+            (HA.to_owned(), "1".to_owned()),
+        ]
+        .into();
+        merge(
+            &mut f,
+            [
+                (ENTRY_TERM.to_owned(), String::new()),
+                (HA.to_owned(), "0".to_owned()),
+                (ROLE.to_owned(), "control-plane".to_owned()),
+            ]
+            .into(),
+        );
+        let want: BTreeMap<String, String> = [
+            (GPU_MODELS.to_owned(), "T4".to_owned()),
+            (HA.to_owned(), "0".to_owned()),
+            (ROLE.to_owned(), "control-plane".to_owned()),
+        ]
+        .into();
+        assert_eq!(f, want);
+    }
+}

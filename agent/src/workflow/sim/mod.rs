@@ -701,7 +701,7 @@ impl Sim {
         };
         let mut meta = (*m.local().meta).clone();
         let before = meta.fields.clone();
-        meta.fields.extend(fields);
+        muster_core::membership::fields::merge(&mut meta.fields, fields);
         if meta.fields == before {
             return false;
         }
