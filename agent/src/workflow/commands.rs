@@ -157,8 +157,8 @@ pub(crate) async fn check_joined(
                 ))),
                 Err(e) => Err(failure(&e)),
             };
-            // Known gap: should the followed entry point change to one of another cluster while
-            // a worker verifies, no confirmation comes and the follower resets at its timeout.
+            // No confirmation comes while no live entry point of the worker's cluster is in view;
+            // the follower core then waits rather than reset (see `FollowerJoin`).
             let by_entry = entry
                 .map(|e| facts::verified_by_entry(e, &joiner.name, Some(joiner.ip), Role::Worker))
                 .unwrap_or_else(|| Err("the entry point is not in the view".to_owned()))
