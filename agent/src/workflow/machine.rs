@@ -710,7 +710,7 @@ impl<C> WorkflowMachine<C> {
                 // Start from the facts of the last periodic probe (at most `poll_interval`
                 // old) rather than idle until a new one returns: the first grant is on the
                 // critical path of a formation, and the fresh probe follows at once.
-                self.coordinator.handle(self.now, EntryInput::Active(true));
+                // (The coordinator is made active right after the election's outputs.)
                 self.feed_cluster_facts();
                 self.refresh_facts();
                 self.notice(Notice::BecameEntry(term));
